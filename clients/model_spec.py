@@ -1,0 +1,161 @@
+"""What an exported model carries: the contract between the trainer (writer) and every engine (reader).
+
+The whole spec is one JSON document stored under the ONNX metadata key :data:`METADATA_KEY`, so the
+ONNX file alone is enough to serve (design invariant 2). Pure Python: the exporter (torch side), the
+server (torch-free) and clients (to show a model) all read it.
+
+Graph contract (layout ``BTHW``): input ``frames`` is float32 ``[batch, window_length, H, W]``, already
+normalised; output ``denoised`` is float32 ``[batch, out_frames, H, W]`` in normalised units, the
+denoised frames at window positions ``before … before+out_frames-1``. ``H`` and ``W`` must be multiples
+of ``spatial_multiple`` (engines pad by reflection and crop back).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["METADATA_KEY", "SPEC_FORMAT", "WindowSpec", "Normalization", "ModelSpec", "SpecError"]
+
+METADATA_KEY = "livedenoise.spec"
+SPEC_FORMAT = 1
+INPUT_LAYOUT = "BTHW"
+
+
+class SpecError(ValueError):
+    """A model's embedded spec is missing or invalid; the message names the field."""
+
+
+def _int_field(obj: dict[str, Any], name: str, minimum: int) -> int:
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"spec field {name!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Temporal context a model needs: ``before`` and ``after`` frames around ``out_frames`` outputs.
+
+    One call sees ``window_length = before + out_frames + after`` frames and returns ``out_frames``
+    consecutive denoised frames. Future-frame latency is ``after`` (+ up to ``out_frames - 1`` while a
+    block fills).
+    """
+
+    before: int
+    after: int
+    out_frames: int = 1
+    spatial_multiple: int = 1
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("before", 0), ("after", 0), ("out_frames", 1), ("spatial_multiple", 1)):
+            _int_field(asdict(self), name, minimum)
+
+    @property
+    def window_length(self) -> int:
+        return self.before + self.out_frames + self.after
+
+    @property
+    def latency_frames(self) -> int:
+        return self.after + self.out_frames - 1
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> WindowSpec:
+        if not isinstance(obj, dict):
+            raise SpecError(f"spec field 'window' must be an object, got {type(obj).__name__}")
+        return cls(
+            before=_int_field(obj, "before", 0),
+            after=_int_field(obj, "after", 0),
+            out_frames=_int_field(obj, "out_frames", 1),
+            spatial_multiple=_int_field(obj, "spatial_multiple", 1),
+        )
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Affine intensity normalisation fitted on the training movie: ``(x - offset) / scale``."""
+
+    kind: str
+    offset: float
+    scale: float
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.offset) and np.isfinite(self.scale) and self.scale > 0):
+            raise SpecError(f"normalization needs a finite offset and a positive scale, got {self.offset}, {self.scale}")
+
+    def apply(self, x: NDArray[Any]) -> NDArray[np.float32]:
+        out = np.asarray(x, dtype=np.float32) - np.float32(self.offset)
+        out *= np.float32(1.0 / self.scale)
+        return out
+
+    def invert(self, y: NDArray[np.float32]) -> NDArray[np.float32]:
+        out = np.asarray(y, dtype=np.float32) * np.float32(self.scale)
+        out += np.float32(self.offset)
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Normalization:
+        if not isinstance(obj, dict):
+            raise SpecError(f"spec field 'normalization' must be an object, got {type(obj).__name__}")
+        try:
+            return cls(kind=str(obj["kind"]), offset=float(obj["offset"]), scale=float(obj["scale"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpecError(f"spec field 'normalization' is invalid ({exc!r}); it needs kind, offset and scale") from None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything a server needs to run an exported model, embedded in the ONNX file."""
+
+    method: str
+    window: WindowSpec
+    normalization: Normalization
+    version: str
+    input_name: str = "frames"
+    output_name: str = "denoised"
+    input_layout: str = INPUT_LAYOUT
+    train_data_digest: str = ""
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        doc = {"format": SPEC_FORMAT, **asdict(self)}
+        return json.dumps(doc, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        try:
+            obj = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise SpecError(f"model spec is not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise SpecError("model spec must be a JSON object")
+        if obj.get("format") != SPEC_FORMAT:
+            raise SpecError(f"model spec format {obj.get('format')!r} is not supported (expected {SPEC_FORMAT})")
+        if obj.get("input_layout", INPUT_LAYOUT) != INPUT_LAYOUT:
+            raise SpecError(f"input_layout {obj.get('input_layout')!r} is not supported (expected {INPUT_LAYOUT!r})")
+        method = obj.get("method")
+        if not isinstance(method, str) or not method:
+            raise SpecError("spec field 'method' must be a non-empty string")
+        return cls(
+            method=method,
+            window=WindowSpec.from_dict(obj.get("window")),  # type: ignore[arg-type]
+            normalization=Normalization.from_dict(obj.get("normalization")),  # type: ignore[arg-type]
+            version=str(obj.get("version", "")),
+            input_name=str(obj.get("input_name", "frames")),
+            output_name=str(obj.get("output_name", "denoised")),
+            train_data_digest=str(obj.get("train_data_digest", "")),
+            created=str(obj.get("created", "")),
+            extra=dict(obj.get("extra") or {}),
+        )
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str]) -> ModelSpec:
+        """Read the spec from an ONNX ``metadata_props`` / ORT ``custom_metadata_map`` mapping."""
+        if METADATA_KEY not in metadata:
+            raise SpecError(f"model has no {METADATA_KEY!r} metadata; export it with `livedenoise train`")
+        return cls.from_json(metadata[METADATA_KEY])

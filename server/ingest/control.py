@@ -1,0 +1,72 @@
+"""Control channel between the control plane and the ingest process (ZeroMQ REQ/REP, JSON, loopback).
+
+Requests are ``{"cmd": <Command>, ...}``; every reply is ``{"ok": true, ...}`` or
+``{"ok": false, "code": <error code>, "message": <text>}``.
+
+- ``ping``                      → ``{"ok": true, "pid": int}``
+- ``status``                    → ``{"ok": true, "status": {...}}`` (see ``IngestService.status``)
+- ``load_model`` path, model_id → ``{"ok": true, "model": {...}}`` once the new engine serves (hot swap)
+- ``shutdown``                  → ``{"ok": true}``, then the ingest process flushes and exits
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Any
+
+import zmq
+
+from livedenoise.server.errors import EngineError, IngestUnavailable, InvalidModel, LiveDenoiseError
+
+__all__ = ["Command", "IngestControlClient"]
+
+
+class Command(str, Enum):
+    PING = "ping"
+    STATUS = "status"
+    LOAD_MODEL = "load_model"
+    SHUTDOWN = "shutdown"
+
+
+_ERRORS: dict[str, type[LiveDenoiseError]] = {"invalid_model": InvalidModel, "engine_error": EngineError}
+
+
+class IngestControlClient:
+    """Blocking REQ client; a fresh socket per call so a timed-out request never wedges the next one."""
+
+    def __init__(self, endpoint: str, *, timeout_s: float = 10.0, context: zmq.Context[Any] | None = None) -> None:
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self._ctx = context or zmq.Context.instance()
+
+    def request(self, cmd: Command, timeout_s: float | None = None, **fields: Any) -> dict[str, Any]:
+        timeout_ms = int(1000 * (self.timeout_s if timeout_s is None else timeout_s))
+        sock = self._ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+        sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
+        try:
+            sock.connect(self.endpoint)
+            sock.send_json({"cmd": cmd.value, **fields})
+            reply = json.loads(sock.recv())
+        except zmq.Again:
+            raise IngestUnavailable(f"ingest process at {self.endpoint} did not answer {cmd.value!r} within {timeout_ms} ms") from None
+        finally:
+            sock.close()
+        if not reply.get("ok"):
+            error = _ERRORS.get(reply.get("code", ""), LiveDenoiseError)
+            raise error(str(reply.get("message", "ingest command failed")), code=reply.get("code"))
+        return dict(reply)
+
+    def ping(self, timeout_s: float | None = None) -> dict[str, Any]:
+        return self.request(Command.PING, timeout_s)
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.request(Command.STATUS)["status"])
+
+    def load_model(self, path: str, model_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        return dict(self.request(Command.LOAD_MODEL, timeout_s, path=path, model_id=model_id)["model"])
+
+    def shutdown(self) -> None:
+        self.request(Command.SHUTDOWN)

@@ -1,0 +1,85 @@
+"""Server settings, read from the environment (prefix ``LIVEDENOISE_``) and passed explicitly everywhere."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Provider", "StreamMode", "ServerSettings", "default_home"]
+
+
+class Provider(str, Enum):
+    CPU = "cpu"
+    CUDA = "cuda"
+    TENSORRT = "tensorrt"
+
+
+class StreamMode(str, Enum):
+    LIVE = "live"  # bounded latency: drop oldest whole windows (replied `skipped`) when behind
+    LOSSLESS = "lossless"  # every frame denoised; latency grows under load
+
+
+def default_home() -> Path:
+    """Per-user data directory (XDG on Linux), so two users never share a registry."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "livedenoise"
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIVEDENOISE_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="state: model registry, job database, logs")
+    bind: str = "127.0.0.1"
+    zmq_port: int = Field(5555, ge=0, le=65535, description="ROUTER port for frames/1 (0 = pick a free port)")
+    pub_port: int = Field(5556, ge=0, le=65535, description="PUB preview port (0 = pick a free port)")
+    control_port: int = Field(5557, ge=0, le=65535, description="ingest control REP port, loopback only")
+    http_port: int = Field(8000, ge=0, le=65535)
+    provider: Provider = Provider.CPU
+    model: Path | None = Field(None, description="ONNX model to load at start (registered if new)")
+    default_mode: StreamMode = StreamMode.LOSSLESS
+    max_frame_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    max_streams: int = Field(16, gt=0)
+    max_batch: int = Field(8, gt=0, description="windows per engine call, across streams of one shape")
+    live_max_backlog_frames: int = Field(32, gt=0, description="live mode: frames waiting before the oldest window is dropped")
+    max_buffered_frames: int = Field(4096, gt=0, description="lossless mode: frames held per stream before refusing")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads (0 = runtime default)")
+    data_root: Path | None = Field(None, description="training data is read from here only (default: HOME/data)")
+    api_token: str | None = Field(None, description="bearer token for mutating endpoints; required off loopback")
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ServerSettings:
+        if self.bind not in ("127.0.0.1", "localhost", "::1") and not self.api_token:
+            raise ValueError(
+                f"bind={self.bind!r} exposes the server beyond loopback: set LIVEDENOISE_API_TOKEN "
+                "so mutating endpoints are protected"
+            )
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def jobs_db(self) -> Path:
+        return self.home / "jobs.sqlite"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def resolved_data_root(self) -> Path:
+        return self.data_root if self.data_root is not None else self.home / "data"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.models_dir, self.logs_dir, self.jobs_dir, self.resolved_data_root):
+            path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,304 @@
+"""`livedenoise`: one command line for simulation, training, offline denoising, serving, streaming and the demo.
+
+Argparse (stdlib) so the client-only install keeps working; heavy modules (torch, onnxruntime, fastapi) are
+imported inside the command that needs them, and a missing extra is reported by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from livedenoise.clients import __version__
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger(__name__)
+
+# Which extra provides each heavy top-level module (for the "install …" message).
+_EXTRA_OF = {
+    "torch": "train",
+    "onnx": "train",
+    "onnxscript": "train",
+    "scipy": "train",
+    "safetensors": "train",
+    "matplotlib": "train",
+    "fastapi": "server",
+    "uvicorn": "server",
+    "onnxruntime": "server",
+    "pydantic_settings": "server",
+    "tifffile": "server",
+    "multipart": "server",
+}
+
+
+class MissingExtra(SystemExit):
+    pass
+
+
+def _require(module: str, command: str) -> Any:
+    """Import a heavy module lazily; turn a missing optional dependency into a message naming the extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        root = (exc.name or "").split(".")[0]
+        extra = _EXTRA_OF.get(root)
+        if extra is None:
+            raise
+        raise MissingExtra(
+            f"`livedenoise {command}` needs the '{extra}' extra ({root} is not installed): "
+            f"pip install 'livedenoise[{extra}]'"
+        ) from None
+
+
+def _parse_size(text: str) -> int | tuple[int, int]:
+    """`128` or `96x160` (height x width)."""
+    try:
+        if "x" in text.lower():
+            h, w = text.lower().split("x", 1)
+            return (int(h), int(w))
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be N or HxW (e.g. 128 or 96x160), got {text!r}") from None
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    synthetic = _require("livedenoise.models.synthetic", "simulate")
+    from livedenoise.clients.movie_io import write_movie
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    movie = synthetic.simulate_calcium_movie(frames=args.frames, size=args.size, seed=args.seed, photons=args.photons)
+    write_movie(out / "noisy.tif", movie.noisy)
+    write_movie(out / "clean.tif", movie.clean)
+    (out / "params.json").write_text(json.dumps(movie.params, indent=2))
+    print(f"wrote {out / 'noisy.tif'} {tuple(movie.noisy.shape)} {movie.noisy.dtype}, clean.tif, params.json")
+    return 0
+
+
+def _train_progress_printer(label: str) -> tuple[Callable[[Any], None], Callable[[], None]]:
+    from livedenoise.clients.progress import ProgressBar
+
+    bar = ProgressBar(label)
+
+    def on_progress(p: Any) -> None:
+        note = f"epoch {p.epoch}/{p.epochs} loss {p.loss:.4f}" if getattr(p, "loss", None) is not None else ""
+        bar.update(float(p.fraction), note)
+
+    return on_progress, bar.close
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    config_mod = _require("livedenoise.models.config", "train")
+    fields: dict[str, Any] = {"method": args.method}
+    for name in ("epochs", "patch_t", "patch_xy", "batch_size", "patches_per_epoch", "lr", "seed", "device"):
+        value = getattr(args, name, None)
+        if value is not None:
+            fields[name] = value
+    return config_mod.TrainConfig(**fields)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    pipeline = _require("livedenoise.models.pipeline", "train")
+    from livedenoise.clients.movie_io import read_movie
+
+    movie = read_movie(args.movie)
+    config = _train_config(args)
+    on_progress, done = _train_progress_printer("train")
+    _, spec = pipeline.train_and_export(movie, config, Path(args.out), progress=on_progress)
+    done()
+    w = spec.window
+    print(f"wrote {args.out}: method {spec.method}, window {w.before}+{w.out_frames}+{w.after} frames, latency {w.latency_frames} frames")
+    return 0
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    loader = _require("livedenoise.server.engine.loader", "denoise")
+    offline = _require("livedenoise.server.engine.offline", "denoise")
+    from livedenoise.clients.movie_io import read_movie, write_movie
+    from livedenoise.clients.progress import ProgressBar
+
+    movie = read_movie(args.movie)
+    engine = loader.load_engine(Path(args.model), provider=args.provider, model_id=Path(args.model).stem, threads=0)
+    bar = ProgressBar("denoise")
+    try:
+        denoised = offline.denoise_movie(engine, movie, batch_size=args.batch, progress=bar.update)
+    finally:
+        engine.close()
+    bar.close()
+    write_movie(args.out, denoised)
+    print(f"wrote {args.out} {tuple(denoised.shape)} float32")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings_mod = _require("livedenoise.server.settings", "serve")
+    supervisor = _require("livedenoise.server.supervisor", "serve")
+    overrides = {
+        key: value
+        for key, value in {
+            "model": args.model,
+            "zmq_port": args.zmq_port,
+            "pub_port": args.pub_port,
+            "http_port": args.http_port,
+            "control_port": args.control_port,
+            "bind": args.bind,
+            "home": args.home,
+            "provider": args.provider,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = settings_mod.ServerSettings(**overrides)
+    except ValueError as exc:  # pydantic ValidationError names the field and the fix
+        raise SystemExit(f"invalid server settings: {exc}") from None
+    errors = importlib.import_module("livedenoise.server.errors")
+    try:
+        supervisor.serve(settings)
+    except (errors.LiveDenoiseError, supervisor.IngestStartError) as exc:
+        raise SystemExit(f"livedenoise serve: {exc}") from None
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from livedenoise.clients.movie_io import read_movie, write_movie
+    from livedenoise.clients.progress import ProgressBar
+    from livedenoise.clients.stream import StreamClient
+
+    movie = read_movie(args.movie)
+    bar = ProgressBar("stream")
+    client = StreamClient(args.to, stream=args.stream)
+    try:
+        result = client.denoise(movie, fps=args.fps, mode=args.mode, progress=bar.update)
+    finally:
+        client.close()
+    bar.close()
+    if args.out:
+        write_movie(args.out, result.frames)
+    summary = result.summary()
+    print(json.dumps(summary))
+    return 0 if summary.get("frames_out") == summary.get("frames_in") else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from livedenoise.clients import demo
+
+    _require("livedenoise.models.pipeline", "demo")
+    _require("livedenoise.server.supervisor", "demo")
+    options = demo.DemoOptions(
+        out_dir=Path(args.out),
+        frames=args.frames,
+        size=args.size,
+        photons=args.photons,
+        seed=args.seed,
+        fps=args.fps,
+        train_seconds=args.train_seconds,
+    )
+    report = demo.run_demo(options)
+    print(demo.format_table(report))
+    print(json.dumps(report.summary()))
+    return 0 if report.passed else 1
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livedenoise", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"livedenoise {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="write a synthetic calcium movie with ground truth")
+    p.add_argument("out_dir")
+    p.add_argument("--frames", type=int, default=600)
+    p.add_argument("--size", type=_parse_size, default=128, help="N or HxW")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--photons", type=float, default=2.0, help="mean photons per pixel")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("train", help="train a self-supervised model on a movie and export ONNX")
+    p.add_argument("movie", help=".tif/.tiff/.npy, [T, Y, X]")
+    p.add_argument("--method", default="deepcad_rt")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--patch-t", dest="patch_t", type=int)
+    p.add_argument("--patch", "--patch-xy", dest="patch_xy", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--patches-per-epoch", dest="patches_per_epoch", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("denoise", help="denoise a movie offline with the serving engine")
+    p.add_argument("movie")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "tensorrt"])
+    p.add_argument("--batch", type=int, default=4, help="windows per engine call")
+    p.set_defaults(func=cmd_denoise)
+
+    p = sub.add_parser("serve", help="run the ingest process and the control plane")
+    p.add_argument("--model", help="ONNX model to register and load at start")
+    p.add_argument("--zmq-port", dest="zmq_port", type=int)
+    p.add_argument("--pub-port", dest="pub_port", type=int)
+    p.add_argument("--http-port", dest="http_port", type=int)
+    p.add_argument("--control-port", dest="control_port", type=int)
+    p.add_argument("--bind", help="address to bind (default 127.0.0.1; others need LIVEDENOISE_API_TOKEN)")
+    p.add_argument("--home", help="state directory (default LIVEDENOISE_HOME or the per-user data dir)")
+    p.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"])
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("stream", help="stream a movie to a server and collect the denoised frames")
+    p.add_argument("movie")
+    p.add_argument("--to", default="tcp://127.0.0.1:5555")
+    p.add_argument("--out", help="write the denoised movie here")
+    p.add_argument("--fps", type=float, help="pace like a camera (default: as fast as the server takes)")
+    p.add_argument("--stream", default="cam0")
+    p.add_argument("--mode", choices=["live", "lossless"])
+    p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("demo", help="simulate, train, serve and stream end to end on this machine")
+    p.add_argument("--out", default="livedenoise-demo", help="output folder")
+    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--size", type=_parse_size, default=None)
+    p.add_argument("--photons", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=None, help="camera frame rate for the stream")
+    p.add_argument("--train-seconds", dest="train_seconds", type=float, default=None)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except MissingExtra:
+        raise
+    except (ValueError, FileNotFoundError) as exc:
+        # Bad user input (a corrupt movie, a wrong option value): one clear line, no traceback.
+        print(f"livedenoise {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

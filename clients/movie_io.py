@@ -1,0 +1,212 @@
+"""Read and write movies as ``[T, Y, X]`` arrays: TIFF (plain or OME) and ``.npy``.
+
+``tifffile`` is imported lazily so the light client install (numpy, pyzmq, httpx) can still stream
+``.npy`` movies; it comes with the ``server`` and ``train`` extras.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["MOVIE_SUFFIXES", "read_movie", "write_movie"]
+
+logger = logging.getLogger(__name__)
+
+MOVIE_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".npy")
+# Axis letters tifffile uses for colour samples and channels: these are never time.
+_CHANNEL_AXES = frozenset("SC")
+
+
+def _tifffile() -> Any:
+    try:
+        import tifffile
+    except ImportError:
+        raise ImportError(
+            "reading or writing TIFF movies needs the 'tifffile' package: `pip install tifffile` "
+            "(or install `livedenoise[server]`)"
+        ) from None
+    return tifffile
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".tif", ".tiff")):
+        return "tiff"
+    if name.endswith(".npy"):
+        return "npy"
+    raise ValueError(f"{path}: unknown movie file type {path.suffix!r}; expected one of {', '.join(MOVIE_SUFFIXES)}")
+
+
+def _is_ome_name(path: Path) -> bool:
+    return path.name.lower().endswith((".ome.tif", ".ome.tiff"))
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _read_tiff(path: Path) -> tuple[NDArray[Any], str]:
+    tifffile = _tifffile()
+    # tifffile only *logs* some damage (an IFD offset past the end of a truncated file) and then reads
+    # fewer pages than were written; such a movie must be refused, not silently shortened.
+    damage = _Collect()
+    tiff_logger = logging.getLogger("tifffile")
+    tiff_logger.addHandler(damage)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise ValueError("it holds no image series")
+            series = tif.series[0]
+            data, axes = np.asarray(series.asarray()), str(series.axes)
+    # tifffile reports broken files through several exception types, depending on where it breaks.
+    except (tifffile.TiffFileError, ValueError, struct.error, EOFError, IndexError, KeyError) as exc:
+        raise ValueError(f"{path}: cannot read TIFF ({exc}); the file is corrupt, truncated or not a TIFF") from None
+    finally:
+        tiff_logger.removeHandler(damage)
+    broken = [m for m in damage.messages if "invalid" in m.lower() or "truncat" in m.lower()]
+    if broken:
+        raise ValueError(f"{path}: damaged TIFF ({broken[0]}); the file is corrupt or truncated")
+    return data, axes
+
+
+def _read_npy(path: Path) -> NDArray[Any]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: cannot read .npy ({exc}); the file is corrupt, truncated or not a .npy array") from None
+    if not isinstance(data, np.ndarray):  # an .npz renamed to .npy loads as an archive
+        raise ValueError(f"{path}: holds {type(data).__name__}, not a single array; save one array with np.save")
+    return data
+
+
+def _as_tyx(data: NDArray[Any], axes: str, path: Path) -> NDArray[Any]:
+    if data.dtype.kind not in "uif":
+        raise ValueError(f"{path}: pixel type {data.dtype} is not supported; use an integer or float movie")
+    if len(axes) != data.ndim:
+        axes = ""
+    described = f"shape {data.shape}" + (f" (axes {axes!r})" if axes else "")
+    # Singleton extra dimensions (a one-channel OME file, [T, 1, Y, X] arrays) carry no data: drop them.
+    keep = [
+        i
+        for i, size in enumerate(data.shape)
+        if size != 1 or (data.ndim <= 3 and not (axes and axes[i] in _CHANNEL_AXES))
+    ]
+    if len(keep) != data.ndim:
+        data = data.reshape(tuple(data.shape[i] for i in keep))
+        axes = "".join(axes[i] for i in keep) if axes else ""
+    if data.ndim > 3:
+        raise ValueError(
+            f"{path}: movie has {described}; expected [T, Y, X]. Extra dimensions (channels, z) must be "
+            "removed first: save one channel and one z-plane (or a projection) as a time series"
+        )
+    if data.ndim < 2:
+        raise ValueError(f"{path}: movie has {described}; expected [T, Y, X] or a single [Y, X] frame")
+    if any(axis in _CHANNEL_AXES for axis in axes):
+        raise ValueError(
+            f"{path}: movie has {described}: a channel or colour axis, not time. "
+            "Save a single-channel [T, Y, X] time series"
+        )
+    return data[np.newaxis] if data.ndim == 2 else data
+
+
+def read_movie(path: str | os.PathLike[str]) -> NDArray[Any]:
+    """Read a movie as ``[T, Y, X]`` in its stored pixel type.
+
+    Parameters
+    ----------
+    path
+        A ``.tif``/``.tiff`` (including OME-TIFF) or ``.npy`` file. 8-bit, 16-bit, other integer and
+        float pixels are accepted. A single 2-D frame becomes ``T = 1``; singleton extra dimensions are
+        squeezed.
+
+    Returns
+    -------
+    NDArray
+        The movie, ``[T, Y, X]``, dtype as stored.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        Unknown extension, a corrupt or truncated file, or a shape that is not a single-channel time
+        series (the message names the file and the shape).
+    ImportError
+        A TIFF was given and ``tifffile`` is not installed.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such movie file")
+    if kind == "tiff":
+        data, axes = _read_tiff(path)
+    else:
+        data, axes = _read_npy(path), ""
+    movie = _as_tyx(data, axes, path)
+    logger.debug("read %s: shape %s dtype %s", path, movie.shape, movie.dtype)
+    return movie
+
+
+def write_movie(path: str | os.PathLike[str], movie: NDArray[Any], *, ome: bool | None = None) -> Path:
+    """Write a ``[T, Y, X]`` movie (or one ``[Y, X]`` frame) to ``.tif``/``.ome.tif`` or ``.npy``.
+
+    The file is written beside its destination and renamed into place, so a reader never sees half a file.
+
+    Parameters
+    ----------
+    path
+        Destination; the extension picks the format.
+    movie
+        ``[T, Y, X]`` or ``[Y, X]`` integer or float array.
+    ome
+        Write OME-XML metadata (axes ``TYX``). Default: only when the name ends with ``.ome.tif(f)``.
+        Plain TIFFs carry the axes ``TYX`` in tifffile's own metadata. No compression either way.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    data = np.asarray(movie)
+    if data.ndim == 2:
+        data = data[np.newaxis]
+    if data.ndim != 3:
+        raise ValueError(f"movie for {path} has shape {data.shape}; expected [T, Y, X] or [Y, X]")
+    if data.dtype.kind not in "uif":
+        raise ValueError(f"movie for {path} has pixel type {data.dtype}; expected an integer or float array")
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        if kind == "npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(data), allow_pickle=False)
+        else:
+            tifffile = _tifffile()
+            tifffile.imwrite(
+                tmp,
+                np.ascontiguousarray(data),
+                ome=_is_ome_name(path) if ome is None else ome,
+                photometric="minisblack",
+                compression=None,
+                metadata={"axes": "TYX"},
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    logger.debug("wrote %s: shape %s dtype %s", path, data.shape, data.dtype)
+    return path

@@ -1,0 +1,50 @@
+"""What the routes act on: settings, registry, jobs and the ingest control client, with the few operations
+that span them (serving a model touches the registry and the ingest process together)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from livedenoise.server.errors import IngestUnavailable
+from livedenoise.server.ingest.control import IngestControlClient
+from livedenoise.server.jobs.manager import JobManager
+from livedenoise.server.registry import ModelRecord, ModelRegistry
+from livedenoise.server.settings import ServerSettings
+
+__all__ = ["Runtime"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: ServerSettings
+    registry: ModelRegistry
+    jobs: JobManager
+    ingest: IngestControlClient | None = None
+    # One model change at a time, so active.json always names what the ingest process serves.
+    _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def require_ingest(self) -> IngestControlClient:
+        if self.ingest is None:
+            raise IngestUnavailable("this control plane runs without an ingest process")
+        return self.ingest
+
+    def load_model(self, model_id: str) -> tuple[ModelRecord, dict[str, Any]]:
+        """Hot-swap ``model_id`` into the ingest process, then mark it active; on failure nothing changes."""
+        with self._model_lock:
+            record = self.registry.get(model_id)
+            served = self.require_ingest().load_model(str(self.registry.path_of(model_id)), model_id)
+            self.registry.set_active(model_id)
+        logger.info("model %s (%s) is now served", model_id, record.name)
+        return record, served
+
+    def delete_model(self, model_id: str) -> ModelRecord:
+        with self._model_lock:
+            return self.registry.delete(model_id)
+
+    def ingest_status(self) -> dict[str, Any]:
+        return self.require_ingest().status()

@@ -1,0 +1,107 @@
+"""The `Engine` protocol and the pre/post-processing every backend shares.
+
+A backend is a :class:`GraphRunner`: it only runs the exported graph on an already prepared array
+(normalised, padded to the spatial multiple). :class:`PreparedEngine` wraps a runner with the shared
+steps, so every backend sees exactly the same input for the same window:
+
+    raw float32 [B, L, H, W] → normalise (spec.normalization) → reflect-pad H/W up to
+    spec.window.spatial_multiple → runner → crop to H×W → de-normalise → raw float32 [B, k, H, W]
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from livedenoise.clients.model_spec import ModelSpec
+from livedenoise.server.errors import EngineError
+
+__all__ = ["Engine", "GraphRunner", "PreparedEngine", "pad_to_multiple", "MODEL_MISMATCH", "INFERENCE_FAILED"]
+
+# EngineError codes the ingest worker turns into frames/1 error codes.
+MODEL_MISMATCH = "model_mismatch"
+INFERENCE_FAILED = "inference_failed"
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the ingest worker and :func:`~livedenoise.server.engine.offline.denoise_movie` call."""
+
+    spec: ModelSpec
+    model_id: str
+    provider: str
+
+    def infer(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Denoise windows: raw float32 ``[B, window_length, H, W]`` → raw float32 ``[B, out_frames, H, W]``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class GraphRunner(Protocol):
+    """A backend: runs the graph on a prepared (normalised, padded) float32 ``[B, L, Hp, Wp]`` array."""
+
+    provider: str
+
+    def run(self, x: NDArray[np.float32]) -> NDArray[np.float32]: ...
+
+    def close(self) -> None: ...
+
+
+def pad_to_multiple(x: NDArray[np.float32], multiple: int) -> NDArray[np.float32]:
+    """Reflect-pad the last two axes (bottom/right) up to the next multiple of ``multiple``.
+
+    Works for any size, odd ones included; a 1-pixel axis is repeated (reflection needs two pixels).
+    """
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x
+    widths = [(0, 0)] * (x.ndim - 2) + [(0, pad_h), (0, pad_w)]
+    mode = "reflect" if min(h, w) > 1 else "symmetric"
+    return np.pad(x, widths, mode=mode)
+
+
+class PreparedEngine:
+    """:class:`Engine` built from a spec and a :class:`GraphRunner` (shared pre/post-processing).
+
+    Parameters
+    ----------
+    runner
+        The backend.
+    spec
+        The model's embedded spec.
+    model_id
+        Id replies carry as ``model``.
+    """
+
+    def __init__(self, runner: GraphRunner, spec: ModelSpec, model_id: str) -> None:
+        self.runner = runner
+        self.spec = spec
+        self.model_id = model_id
+        self.provider = runner.provider
+
+    def infer(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
+        window = self.spec.window
+        if windows.ndim != 4 or windows.shape[1] != window.window_length:
+            raise EngineError(
+                f"model {self.model_id!r} needs windows [batch, {window.window_length}, H, W], got {list(windows.shape)}",
+                code=MODEL_MISMATCH,
+            )
+        b, _, h, w = windows.shape
+        x = pad_to_multiple(self.spec.normalization.apply(windows), window.spatial_multiple)
+        y = self.runner.run(np.ascontiguousarray(x, dtype=np.float32))
+        expected = (b, window.out_frames, x.shape[2], x.shape[3])
+        if tuple(y.shape) != expected:
+            raise EngineError(
+                f"model {self.model_id!r} returned shape {list(y.shape)}, expected {list(expected)}", code=INFERENCE_FAILED
+            )
+        return self.spec.normalization.invert(y[:, :, :h, :w])
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __repr__(self) -> str:
+        return f"PreparedEngine(model_id={self.model_id!r}, method={self.spec.method!r}, provider={self.provider!r})"

@@ -1,0 +1,91 @@
+"""The REP side of the ingest control channel (client and reply shapes: :mod:`.control`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from livedenoise.server.errors import LiveDenoiseError
+from livedenoise.server.ingest.control import Command
+
+if TYPE_CHECKING:
+    from livedenoise.server.ingest.service import IngestService
+
+__all__ = ["ControlServer"]
+
+logger = logging.getLogger(__name__)
+
+POLL_MS = 100
+
+
+class ControlServer:
+    """Answers ``ping``/``status``/``load_model``/``shutdown`` on a bound REP socket, in its own thread.
+
+    ``load_model`` runs here (not in the router or the worker): the new engine is opened beside the
+    serving one, and the reply is sent once the worker has switched to it.
+    """
+
+    def __init__(self, service: IngestService, socket: zmq.Socket[Any]) -> None:
+        self.service = service
+        self.socket = socket
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-control", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self.socket.poll(POLL_MS):
+                    continue
+                raw = self.socket.recv()
+                reply = self.handle(raw)
+                self.socket.send_json(reply)
+        finally:
+            self.socket.close(linger=500)
+
+    def handle(self, raw: bytes) -> dict[str, Any]:
+        """One request → one reply dict (never raises)."""
+        try:
+            request = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _error("invalid_request", f"control request is not JSON: {exc}")
+        if not isinstance(request, dict):
+            return _error("invalid_request", "control request must be a JSON object")
+        try:
+            cmd = Command(request.get("cmd"))
+        except ValueError:
+            return _error("invalid_request", f"unknown command {request.get('cmd')!r}; known: {[c.value for c in Command]}")
+        try:
+            if cmd is Command.PING:
+                return {"ok": True, "pid": os.getpid()}
+            if cmd is Command.STATUS:
+                return {"ok": True, "status": self.service.status()}
+            if cmd is Command.LOAD_MODEL:
+                path, model_id = request.get("path"), request.get("model_id")
+                if not isinstance(path, str) or not path or not isinstance(model_id, str) or not model_id:
+                    return _error("invalid_request", "load_model needs string fields 'path' and 'model_id'")
+                return {"ok": True, "model": self.service.load_model(path, model_id)}
+            self.service.request_shutdown()
+            return {"ok": True}
+        except LiveDenoiseError as exc:
+            logger.warning("control %s failed: %s", cmd.value, exc.message)
+            return _error(exc.code, exc.message)
+        except Exception as exc:  # the control plane must get an answer, whatever went wrong
+            logger.exception("control %s failed", cmd.value)
+            return _error("internal", f"{cmd.value} failed: {exc!r}")
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "code": code, "message": message}

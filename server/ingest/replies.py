@@ -1,0 +1,93 @@
+"""Build `frames/1` reply messages. Internally a reply travels as ``[identity, stream, header, payload]``
+(worker → router over inproc); the router sends ``[identity, header, payload]`` on the ROUTER socket and
+``[stream, header, payload]`` on PUB.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from livedenoise.clients.protocol import ErrorCode, Header, MessageType, SkipReason, encode_header
+
+__all__ = ["UNKNOWN_STREAM", "Reply", "frame_reply", "skipped_reply", "error_reply", "end_reply"]
+
+Reply = list[bytes | memoryview]
+
+# Stream id of an error reply to a message whose stream could not be read (decode_header needs a
+# non-empty stream on replies too).
+UNKNOWN_STREAM = "?"
+
+
+def _envelope(identity: bytes, header: Header, payload: bytes | memoryview = b"") -> Reply:
+    return [identity, header.stream.encode(), encode_header(header), payload]
+
+
+def frame_reply(
+    identity: bytes,
+    stream: str,
+    series: str,
+    index: int,
+    t_ns: int | None,
+    meta: dict[str, Any],
+    frame: NDArray[np.float32],
+    model: str,
+    latency_ms: float,
+) -> Reply:
+    """A denoised frame: float32 little-endian ``[y, x]`` with the sender's index, t_ns and meta echoed."""
+    data = np.ascontiguousarray(frame, dtype="<f4")
+    header = Header(
+        type=MessageType.FRAME,
+        stream=stream,
+        series=series,
+        index=index,
+        t_ns=t_ns,
+        dtype="<f4",
+        shape=(int(data.shape[0]), int(data.shape[1])),
+        meta=meta,
+        model=model,
+        latency_ms=round(latency_ms, 3),
+    )
+    return _envelope(identity, header, memoryview(data).cast("B"))
+
+
+def skipped_reply(
+    identity: bytes, stream: str, series: str, index: int, t_ns: int | None, meta: dict[str, Any], reason: SkipReason
+) -> Reply:
+    header = Header(
+        type=MessageType.SKIPPED, stream=stream, series=series, index=index, t_ns=t_ns, meta=meta, reason=reason.value
+    )
+    return _envelope(identity, header)
+
+
+def error_reply(
+    identity: bytes,
+    code: ErrorCode | str,
+    message: str,
+    *,
+    stream: str = UNKNOWN_STREAM,
+    series: str = "",
+    index: int | None = None,
+    t_ns: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Reply:
+    """An ``error`` reply; stream/series/index are echoed when known (``stream`` is ``"?"`` when not)."""
+    header = Header(
+        type=MessageType.ERROR,
+        stream=stream,
+        series=series,
+        index=index,
+        t_ns=t_ns,
+        meta=meta or {},
+        code=ErrorCode(code).value,
+        message=message,
+    )
+    return _envelope(identity, header)
+
+
+def end_reply(identity: bytes, stream: str, series: str, meta: dict[str, Any]) -> Reply:
+    """Sent after the last reply of a series; ``meta`` echoes the client's ``end`` (empty on a flush)."""
+    header = Header(type=MessageType.END, stream=stream, series=series, meta=meta)
+    return _envelope(identity, header)

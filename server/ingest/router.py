@@ -1,0 +1,208 @@
+"""The IO thread: sole owner of the ROUTER (frames/1 in, replies out) and PUB (preview) sockets.
+
+Each client message goes through, in order: part count (``bad_parts``) → :func:`decode_header`
+(``bad_json``, ``bad_proto``, ``bad_type``, ``bad_field``, ``bad_dtype``, ``bad_shape``,
+``header_too_large``) → size limit (``frame_too_large``) → :func:`check_payload` (``payload_size``) →
+validation against the stream (``no_start``, ``shape_mismatch``, ``dtype_mismatch``,
+``index_not_increasing``, ``too_many_streams``, ``backlog_full``) → append to the series.
+
+A refused message gets one immediate ``error`` reply (stable ``code``, a message naming the problem,
+and the stream/series/index echoed when they could be read) and changes nothing. Refused messages were
+never accepted, so they take no place in the in-order reply sequence of the accepted frames of their
+stream: their error may arrive before replies to frames sent earlier. Only accepted frames get replies
+from the worker, in order.
+
+The receive loop never runs inference; worker replies arrive on an inproc PULL socket and are
+forwarded to their ROUTER identity and, with the stream id as topic, to PUB (which may drop).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import zmq
+
+from livedenoise.clients.protocol import (
+    ErrorCode,
+    Header,
+    MessageType,
+    ProtocolError,
+    array_from_payload,
+    check_payload,
+    decode_header,
+)
+from livedenoise.server.errors import FrameRejected
+from livedenoise.server.ingest.replies import UNKNOWN_STREAM, error_reply
+from livedenoise.server.ingest.streams import StreamTable
+
+__all__ = ["Router"]
+
+logger = logging.getLogger(__name__)
+
+POLL_MS = 50
+# Replies forwarded per loop turn before the ROUTER is polled again, so neither side starves.
+FORWARD_BURST = 256
+
+
+class Router:
+    """Receive, validate and accept client messages; forward worker replies.
+
+    Parameters
+    ----------
+    table
+        The shared stream table.
+    frontend
+        Bound ROUTER socket (created by the service, used only by this thread once started).
+    pub
+        Bound PUB socket.
+    replies
+        Bound inproc PULL socket the worker pushes ``[identity, stream, header, payload]`` to.
+    """
+
+    def __init__(self, table: StreamTable, frontend: zmq.Socket[Any], pub: zmq.Socket[Any], replies: zmq.Socket[Any]) -> None:
+        self.table = table
+        self.frontend = frontend
+        self.pub = pub
+        self.replies = replies
+        self._pause = threading.Event()
+        self._paused = threading.Event()  # set by the loop once it no longer reads client messages
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-router", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def pause_input(self, timeout_s: float = 5.0) -> None:
+        """Stop reading client messages (shutdown); replies keep flowing.
+
+        Returns once the loop has finished the message it was handling, so that nothing is accepted
+        after this call (a series closed right after it cannot receive another frame).
+        """
+        self._pause.set()
+        if self._thread.is_alive():
+            self._paused.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Forward what the worker already pushed, then close the sockets."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    # -- loop --------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.replies, zmq.POLLIN)
+        input_registered = False
+        try:
+            while True:
+                if self._pause.is_set():
+                    if input_registered:
+                        poller.unregister(self.frontend)
+                        input_registered = False
+                    self._paused.set()
+                elif not input_registered:
+                    poller.register(self.frontend, zmq.POLLIN)
+                    input_registered = True
+                events = dict(poller.poll(POLL_MS))
+                if self.replies in events:
+                    self._forward(FORWARD_BURST)
+                if self.frontend in events:
+                    self._receive()
+                if self._stop.is_set() and not events:
+                    self._forward(None)
+                    return
+        except Exception:
+            logger.exception("ingest router crashed")
+            raise
+        finally:
+            for sock in (self.frontend, self.pub, self.replies):
+                sock.close(linger=1000)
+
+    def _forward(self, limit: int | None) -> None:
+        n = 0
+        while limit is None or n < limit:
+            try:
+                identity, stream, header, payload = self.replies.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self.frontend.send_multipart([identity, header, payload], copy=False)
+            try:
+                self.pub.send_multipart([stream, header, payload], zmq.NOBLOCK, copy=False)
+            except zmq.Again:  # preview is lossy by design
+                pass
+            n += 1
+
+    def _receive(self) -> None:
+        for _ in range(FORWARD_BURST):
+            if self._pause.is_set():
+                return
+            try:
+                parts = self.frontend.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._handle(parts[0], parts[1:])
+
+    # -- one client message ------------------------------------------------------------------------------
+    def _handle(self, identity: bytes, parts: list[bytes]) -> None:
+        header: Header | None = None
+        try:
+            if len(parts) != 2:
+                raise ProtocolError(
+                    ErrorCode.BAD_PARTS, f"a frames/1 message has 2 parts [header, payload]; got {len(parts)}"
+                )
+            header = decode_header(parts[0])
+            payload = parts[1]
+            if header.type is MessageType.FRAME:
+                self.table.check_size(header)
+            check_payload(header, len(payload))
+            if header.type is MessageType.START:
+                self.table.start(identity, header)
+            elif header.type is MessageType.FRAME:
+                self.table.frame(header, array_from_payload(header, payload))
+            else:
+                self.table.end(header)
+        except ProtocolError as exc:
+            self._refuse(identity, parts, header, exc.code.value, exc.message)
+        except FrameRejected as exc:
+            self._refuse(identity, parts, header, exc.code, exc.message)
+
+    def _refuse(self, identity: bytes, parts: list[bytes], header: Header | None, code: str, message: str) -> None:
+        echo = _echo(header, parts)
+        stream = echo.get("stream") or UNKNOWN_STREAM
+        logger.debug("refused message from stream %s: %s %s", stream, code, message)
+        self.table.record_rejection(echo.get("stream"), code)
+        reply = error_reply(
+            identity, code, message, stream=stream, series=echo.get("series", ""),
+            index=echo.get("index"), t_ns=echo.get("t_ns"), meta=echo.get("meta"),
+        )  # fmt: skip
+        identity_part, stream_part, header_part, payload = reply
+        self.frontend.send_multipart([identity_part, header_part, payload])
+        try:
+            self.pub.send_multipart([stream_part, header_part, payload], zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+
+def _echo(header: Header | None, parts: list[bytes]) -> dict[str, Any]:
+    """Stream, series, index, t_ns and meta of a refused message, as far as they can be read."""
+    if header is not None:
+        return {"stream": header.stream, "series": header.series, "index": header.index, "t_ns": header.t_ns, "meta": header.meta}
+    if not parts:
+        return {}
+    try:
+        obj = json.loads(bytes(parts[0]).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(obj, dict):
+        return {}
+    echo: dict[str, Any] = {}
+    if isinstance(obj.get("stream"), str) and 0 < len(obj["stream"]) <= 128:
+        echo["stream"] = obj["stream"]
+    if isinstance(obj.get("series"), str):
+        echo["series"] = obj["series"]
+    for key in ("index", "t_ns"):
+        if isinstance(obj.get(key), int) and not isinstance(obj.get(key), bool) and obj[key] >= 0:
+            echo[key] = obj[key]
+    return echo

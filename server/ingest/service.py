@@ -1,0 +1,250 @@
+"""The ingest service: sockets, threads and lifecycle, plus :func:`run_ingest`, the process entry point.
+
+Threads: the router (ROUTER + PUB, never runs inference), the inference worker (engine) and the control
+server (REP, loads new engines beside the serving one). They share one :class:`StreamTable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, Callable, Protocol
+
+import zmq
+
+from livedenoise.server.engine.base import Engine
+from livedenoise.server.engine.loader import load_engine
+from livedenoise.server.errors import EngineError
+from livedenoise.server.ingest.control_server import ControlServer
+from livedenoise.server.ingest.router import Router
+from livedenoise.server.ingest.streams import StreamTable
+from livedenoise.server.ingest.worker import InferenceWorker
+from livedenoise.server.settings import ServerSettings
+
+__all__ = ["IngestService", "run_ingest"]
+
+logger = logging.getLogger(__name__)
+
+
+class _EventLike(Protocol):
+    def set(self) -> None: ...
+
+
+def _bind(sock: zmq.Socket[Any], host: str, port: int) -> str:
+    sock.bind(f"tcp://{host}:{port if port else '*'}")
+    endpoint: bytes | str = sock.getsockopt(zmq.LAST_ENDPOINT)
+    return endpoint.decode() if isinstance(endpoint, bytes) else endpoint
+
+
+class IngestService:
+    """The frames/1 ingest process' machinery, startable in-process (tests) or via :func:`run_ingest`.
+
+    Parameters
+    ----------
+    settings
+        Ports (0 = a free port), limits, provider, default mode.
+    model_path, model_id
+        Model served from the start (id defaults to the file stem); without one, frames are answered
+        ``error``/``no_model`` until ``load_model``.
+    engine
+        An already opened engine to serve instead of ``model_path`` (embedding, tests).
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        model_path: Path | None = None,
+        model_id: str | None = None,
+        *,
+        engine: Engine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.table = StreamTable(settings)
+        self._initial = (Path(model_path) if model_path is not None else None, model_id, engine)
+        self._model_path: Path | None = None
+        self._load_lock = threading.Lock()
+        self._shutdown = threading.Event()
+        self._ctx: zmq.Context[Any] | None = None
+        self._router: Router | None = None
+        self._worker: InferenceWorker | None = None
+        self._control: ControlServer | None = None
+        self._started_at = 0.0
+        self.zmq_endpoint = ""
+        self.pub_endpoint = ""
+        self.control_endpoint = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the initial engine, bind the sockets and start the threads (endpoints are set on return)."""
+        path, model_id, engine = self._initial
+        if engine is None and path is not None:
+            engine = self._open(path, model_id or path.stem)
+            self._model_path = path
+        s = self.settings
+        ctx = self._ctx = zmq.Context()
+        frontend = ctx.socket(zmq.ROUTER)
+        frontend.setsockopt(zmq.SNDHWM, 0)  # a reply to an accepted frame is never dropped by a full pipe
+        pub = ctx.socket(zmq.PUB)
+        pub.setsockopt(zmq.SNDHWM, 1000)
+        control = ctx.socket(zmq.REP)
+        replies = ctx.socket(zmq.PULL)
+        replies.setsockopt(zmq.RCVHWM, 0)
+        reply_endpoint = f"inproc://ingest-replies-{id(self)}"
+        try:
+            self.zmq_endpoint = _bind(frontend, s.bind, s.zmq_port)
+            self.pub_endpoint = _bind(pub, s.bind, s.pub_port)
+            self.control_endpoint = _bind(control, "127.0.0.1", s.control_port)
+            replies.bind(reply_endpoint)
+        except zmq.ZMQError:
+            for sock in (frontend, pub, control, replies):
+                sock.close(linger=0)
+            ctx.term()
+            raise
+        # Sockets are created here and handed to their threads; Thread.start() is the memory barrier
+        # ZeroMQ asks for when a socket changes threads.
+        self._worker = InferenceWorker(self.table, s, ctx, reply_endpoint, engine)
+        self._router = Router(self.table, frontend, pub, replies)
+        self._control = ControlServer(self, control)
+        self._started_at = time.monotonic()
+        self._router.start()
+        self._worker.start()
+        self._control.start()
+        logger.info(
+            "ingest listening on %s (pub %s, control %s), model %s",
+            self.zmq_endpoint, self.pub_endpoint, self.control_endpoint, engine.model_id if engine else None,
+        )  # fmt: skip
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop reading, answer every accepted frame (flushing open series), then close everything."""
+        if self._ctx is None:
+            return
+        assert self._router is not None and self._worker is not None and self._control is not None
+        self._router.pause_input()
+        self.table.end_all()
+        deadline = time.monotonic() + timeout_s
+        while not self.table.idle() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self.table.idle():
+            logger.warning("ingest stopped with frames still unanswered after %.1f s", timeout_s)
+        self._worker.stop()
+        self._router.stop()
+        self._control.stop()
+        self._shutdown.set()
+        self._ctx.term()
+        self._ctx = None
+        logger.info("ingest stopped")
+
+    def request_shutdown(self) -> None:
+        """Ask whoever waits in :meth:`wait` (e.g. :func:`run_ingest`) to stop the service."""
+        self._shutdown.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until shutdown is requested; False on timeout."""
+        return self._shutdown.wait(timeout_s)
+
+    def __enter__(self) -> IngestService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- models ------------------------------------------------------------------------------------------
+    def _open(self, path: Path, model_id: str) -> Engine:
+        cache = self.settings.home / "trt_cache"
+        return load_engine(path, self.settings.provider, model_id, self.settings.intra_op_threads, cache_dir=cache)
+
+    def load_model(self, path: str | Path, model_id: str) -> dict[str, Any]:
+        """Hot swap: open ``path`` beside the serving engine, switch between batches, return its info.
+
+        Raises
+        ------
+        InvalidModel
+            The file is not a usable model (the serving engine is untouched).
+        EngineError
+            The provider failed, or the worker did not take the engine in time.
+        """
+        if self._worker is None:
+            raise EngineError("the ingest service is not started")
+        with self._load_lock:
+            engine = self._open(Path(path), model_id)
+            if not self._worker.swap(engine):
+                raise EngineError(f"the inference worker did not take model {model_id!r} within 30 s")
+            self._model_path = Path(path)
+        info = self.model_info()
+        assert info is not None
+        return info
+
+    def model_info(self) -> dict[str, Any] | None:
+        engine = self._worker.engine if self._worker is not None else None
+        if engine is None:
+            return None
+        w = engine.spec.window
+        return {
+            "id": engine.model_id,
+            "method": engine.spec.method,
+            "window": {"before": w.before, "after": w.after, "out_frames": w.out_frames, "spatial_multiple": w.spatial_multiple},
+            "path": str(self._model_path) if self._model_path is not None else None,
+        }
+
+    # -- status ------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Model, provider, uptime, per-stream counters/rates/latency and totals, as plain JSON types."""
+        engine = self._worker.engine if self._worker is not None else None
+        tables = self.table.snapshot()
+        return {
+            "pid": os.getpid(),
+            "model": self.model_info(),
+            "provider": engine.provider if engine is not None else self.settings.provider.value,
+            "uptime_s": round(time.monotonic() - self._started_at, 3) if self._started_at else 0.0,
+            "endpoints": {"frames": self.zmq_endpoint, "pub": self.pub_endpoint, "control": self.control_endpoint},
+            **tables,
+        }
+
+
+def run_ingest(
+    settings: ServerSettings,
+    model_path: Path | None = None,
+    model_id: str | None = None,
+    ready: _EventLike | Callable[[IngestService], None] | None = None,
+) -> None:
+    """Run the ingest service until ``shutdown`` (control channel), SIGTERM or SIGINT.
+
+    Meant as a ``multiprocessing`` (spawn) target; also usable on a thread (signal handlers are only
+    installed on the main thread).
+
+    Parameters
+    ----------
+    ready
+        Signalled once the sockets are bound: an object with ``set()`` (e.g. ``multiprocessing.Event``)
+        is set; a callable is called with the started :class:`IngestService` (to read its endpoints).
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = IngestService(settings, model_path, model_id)
+    service.start()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            logger.info("signal %d: shutting down", signum)
+            service.request_shutdown()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, _on_signal)
+    try:
+        if ready is not None:
+            if hasattr(ready, "set"):
+                ready.set()
+            else:
+                ready(service)
+        service.wait()
+    finally:
+        service.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,104 @@
+"""Training data: paths confined to the data root, and uploads stored under it.
+
+A job names its movie either as a path (relative to the data root, or absolute but inside it) or as the
+id of an upload (``d-`` + 12 hex digits of its sha256, kept in ``<data root>/uploads/``). Paths are
+resolved with symlinks followed, so neither ``..`` nor a symlink can reach outside the root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from livedenoise.server.errors import InvalidRequest
+
+__all__ = ["DataRecord", "TrainingData", "MOVIE_SUFFIXES"]
+
+logger = logging.getLogger(__name__)
+
+MOVIE_SUFFIXES = (".npy", ".tif", ".tiff")
+_UPLOAD_ID = re.compile(r"^d-[0-9a-f]{12}$")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    id: str
+    path: str  # relative to the data root
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TrainingData:
+    """The data root: resolves what a job may read and stores uploads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uploads = self.root / "uploads"
+
+    def resolve(self, value: str) -> Path:
+        """The real path of the movie ``value`` names; raises :class:`InvalidRequest` naming the problem."""
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidRequest("field 'data' must be a path under the data root or an uploaded data id, got an empty value")
+        root = self.root.resolve()
+        if _UPLOAD_ID.match(value):
+            matches = sorted(self.uploads.glob(f"{value}.*")) if self.uploads.is_dir() else []
+            if not matches:
+                raise InvalidRequest(f"no uploaded data with id {value!r} (upload it with POST /v1/data)")
+            return matches[0].resolve()
+        candidate = Path(value)
+        if not candidate.is_absolute():
+            candidate = root / candidate
+        try:
+            # Non-strict first, so a path outside the root is refused without revealing whether it exists.
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            raise InvalidRequest(f"data {value!r} cannot be resolved: {exc}") from None
+        if not resolved.is_relative_to(root):
+            raise InvalidRequest(
+                f"data {value!r} resolves outside the data root {str(root)!r}; training data must live under it"
+            )
+        if not resolved.exists():
+            raise InvalidRequest(f"data {value!r} does not exist under the data root {str(root)!r}")
+        if not resolved.is_file():
+            raise InvalidRequest(f"data {value!r} is not a file")
+        if resolved.suffix.lower() not in MOVIE_SUFFIXES:
+            raise InvalidRequest(f"data {value!r} has suffix {resolved.suffix!r}; expected one of {list(MOVIE_SUFFIXES)}")
+        return resolved
+
+    def store_upload(self, stream: IO[bytes], filename: str) -> DataRecord:
+        """Store an uploaded movie under ``uploads/`` by content id; a duplicate returns the same id."""
+        suffix = Path(filename or "").suffix.lower()
+        if suffix not in MOVIE_SUFFIXES:
+            raise InvalidRequest(f"uploaded file {filename!r} must end in one of {list(MOVIE_SUFFIXES)}")
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=self.uploads)
+        try:
+            digest = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            if size == 0:
+                raise InvalidRequest(f"uploaded file {filename!r} is empty")
+            sha = digest.hexdigest()
+            data_id = "d-" + sha[:12]
+            final = self.uploads / f"{data_id}{suffix}"
+            if not final.exists():
+                os.replace(tmp_name, final)
+                logger.info("stored training data %s (%s, %d bytes)", data_id, filename, size)
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+        return DataRecord(id=data_id, path=str(final.relative_to(self.root)), size=size, sha256=sha)

@@ -1,0 +1,304 @@
+"""JobManager: submit, track, cancel training jobs; register (and optionally activate) what they export.
+
+States: ``queued → running → succeeded | failed | cancelled``. A monitor thread polls the backend, copies
+progress events into the store, starts queued jobs when a slot is free and finalises finished ones: a
+successful job's ONNX file is validated into the registry and, if the job asked for it, activated through
+the ``on_activate`` callback (the app hot-swaps it into the ingest process) before the job is marked
+``succeeded``, so a client that sees ``succeeded`` also sees the new model served.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from livedenoise.server.errors import Conflict, InvalidRequest, LiveDenoiseError
+from livedenoise.server.jobs.backend import BackendPoll, JobBackend, JobLaunch, JobLogs
+from livedenoise.server.jobs.data import TrainingData
+from livedenoise.server.jobs.local_backend import LocalBackend
+from livedenoise.server.jobs.store import TERMINAL_STATES, JobRecord, JobState, JobStore, utc_now
+from livedenoise.server.registry import ModelRegistry
+from livedenoise.server.settings import ServerSettings
+
+__all__ = ["JobManager", "ActivateCallback", "RESTART_ERROR", "SHUTDOWN_ERROR"]
+
+logger = logging.getLogger(__name__)
+
+ActivateCallback = Callable[[str], Any]
+RESTART_ERROR = "server restarted while the job ran"
+SHUTDOWN_ERROR = "server stopped while the job ran"
+_METHOD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# `method` is the request's own field; a second, different one in `config` would be ambiguous.
+_RESERVED_CONFIG = frozenset({"method"})
+
+
+class JobManager:
+    """Training jobs for one server.
+
+    Parameters
+    ----------
+    settings
+        Where the job database, job folders and data root live.
+    registry
+        Where successful jobs' models are registered.
+    backend
+        Runs the processes; defaults to :class:`LocalBackend` under ``settings.jobs_dir``.
+    on_activate
+        Called with a model id when a job with ``activate=True`` succeeds; raises if the model cannot be served.
+    max_running
+        Jobs that run at once; the others wait ``queued``.
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        registry: ModelRegistry,
+        *,
+        backend: JobBackend | None = None,
+        store: JobStore | None = None,
+        on_activate: ActivateCallback | None = None,
+        max_running: int = 1,
+        poll_interval_s: float = 0.2,
+        stop_grace_s: float = 10.0,
+    ) -> None:
+        if max_running < 1:
+            raise ValueError(f"max_running must be >= 1, got {max_running}")
+        self.settings = settings
+        self.registry = registry
+        self.backend: JobBackend = backend or LocalBackend(settings.jobs_dir)
+        self.store = store or JobStore(settings.jobs_db)
+        self.data = TrainingData(settings.resolved_data_root)
+        self.on_activate = on_activate
+        self.max_running = max_running
+        self.poll_interval_s = poll_interval_s
+        self.stop_grace_s = stop_grace_s
+        self._lock = threading.RLock()
+        self._running: set[str] = set()
+        self._cancelling: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Recover jobs left ``running`` by a previous server, then start the monitor thread."""
+        if self._thread is not None:
+            return
+        for job in self.store.list(JobState.RUNNING):
+            if job.backend == self.backend.name and self.backend.attach(job.id, job.backend_ref):
+                with self._lock:
+                    self._running.add(job.id)
+                continue
+            logger.warning("job %s was running when the server stopped and its process is gone", job.id)
+            self.store.update(job.id, expect=JobState.RUNNING, state=JobState.FAILED, error=RESTART_ERROR, finished=utc_now())
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._monitor, name="job-monitor", daemon=True)
+        self._thread.start()
+
+    def close(self, stop_running: bool = True) -> None:
+        """Stop the monitor; with ``stop_running`` also stop running jobs (recorded ``failed``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        if stop_running:
+            with self._lock:
+                running = sorted(self._running)
+            for job_id in running:
+                try:
+                    poll = self.backend.poll(job_id)
+                    if not poll.running:  # it finished between the last tick and now: keep its result
+                        self._apply_events(job_id, poll.events)
+                        self._finalize(job_id, poll)
+                    else:
+                        self.backend.stop(job_id, self.stop_grace_s)
+                except Exception as exc:  # shutting down: record the job, whatever went wrong
+                    logger.warning("job %s: could not stop or finalise it cleanly: %s", job_id, exc)
+                self.store.update(job_id, expect=JobState.RUNNING, state=JobState.FAILED, error=SHUTDOWN_ERROR, finished=utc_now())
+                self.backend.forget(job_id)
+            with self._lock:
+                self._running.clear()
+        self.store.close()
+
+    # ---- requests -----------------------------------------------------------------------------------
+    def submit(
+        self,
+        method: str,
+        data: str,
+        config: dict[str, Any] | None = None,
+        *,
+        activate: bool = False,
+        name: str | None = None,
+    ) -> JobRecord:
+        """Queue a training job; raises :class:`InvalidRequest` naming a bad field."""
+        if not isinstance(method, str) or not _METHOD.match(method):
+            raise InvalidRequest(f"field 'method' must be a method name like 'deepcad_rt' (lowercase, digits, _), got {method!r}")
+        config = dict(config or {})
+        reserved = sorted(set(config) & _RESERVED_CONFIG)
+        if reserved:
+            raise InvalidRequest(f"field 'config' may not set {reserved}: they are set by the server (use the request's fields)")
+        movie = self.data.resolve(data)
+        job = JobRecord(
+            id="j-" + uuid.uuid4().hex[:12],
+            method=method,
+            data=str(movie),
+            config=config,
+            activate=bool(activate),
+            name=name,
+            backend=self.backend.name,
+        )
+        self.store.insert(job)
+        logger.info("job %s queued: method %s, data %s, config %s", job.id, method, movie, config)
+        self._wake()
+        return job
+
+    def get(self, job_id: str) -> JobRecord:
+        return self.store.get(job_id)
+
+    def list(self, state: JobState | None = None, limit: int | None = None) -> list[JobRecord]:
+        return self.store.list(state, limit)
+
+    def counts(self) -> dict[str, int]:
+        return self.store.counts()
+
+    def logs(self, job_id: str, tail: int = 200) -> JobLogs:
+        job = self.store.get(job_id)
+        if job.backend != self.backend.name:
+            return JobLogs(log="", output=f"job ran on backend {job.backend!r}, not {self.backend.name!r}")
+        return self.backend.logs(job_id, tail)
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a queued or running job (a running one is stopped before this returns)."""
+        with self._lock:
+            job = self.store.get(job_id)
+            if job.state in TERMINAL_STATES:
+                raise Conflict(f"job {job_id} is already {job.state.value}")
+            if job.state is JobState.QUEUED:
+                self.store.update(job_id, expect=JobState.QUEUED, state=JobState.CANCELLED, finished=utc_now())
+                logger.info("job %s cancelled while queued", job_id)
+                return self.store.get(job_id)
+            if job_id not in self._running:
+                raise Conflict(f"job {job_id} has finished training and is being finalised; it cannot be cancelled")
+            self._cancelling.add(job_id)
+        try:
+            self.backend.stop(job_id, self.stop_grace_s)
+        finally:
+            with self._lock:
+                self._cancelling.discard(job_id)
+                self._running.discard(job_id)
+                self.store.update(job_id, expect=JobState.RUNNING, state=JobState.CANCELLED, finished=utc_now())
+                self.backend.forget(job_id)
+        logger.info("job %s cancelled while running", job_id)
+        self._wake()
+        return self.store.get(job_id)
+
+    # ---- monitor ------------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        # The monitor polls often enough; starting queued jobs right away keeps submit → running snappy.
+        if self._thread is not None:
+            self._start_queued()
+
+    def _monitor(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            try:
+                self._tick()
+            except Exception:  # the monitor must outlive any single bad job
+                logger.exception("job monitor tick failed")
+
+    def _tick(self) -> None:
+        finished: list[tuple[str, BackendPoll]] = []
+        with self._lock:
+            watched = sorted(self._running - self._cancelling)
+        for job_id in watched:
+            with self._lock:
+                if job_id in self._cancelling or job_id not in self._running:
+                    continue
+                try:
+                    poll = self.backend.poll(job_id)
+                except (KeyError, OSError) as exc:
+                    logger.error("job %s: its process can no longer be watched: %s", job_id, exc)
+                    poll = BackendPoll(running=False, result={"error": f"the job's process could not be watched: {exc}"})
+                self._apply_events(job_id, poll.events)
+                if not poll.running:
+                    self._running.discard(job_id)
+                    finished.append((job_id, poll))
+        for job_id, poll in finished:
+            try:
+                self._finalize(job_id, poll)
+            except Exception as exc:  # a job must never stay `running` because its bookkeeping failed
+                logger.exception("job %s: finalising failed", job_id)
+                self.store.update(
+                    job_id, expect=JobState.RUNNING, state=JobState.FAILED, error=f"finalising the job failed: {exc}", finished=utc_now()
+                )
+            self.backend.forget(job_id)
+        self._start_queued()
+
+    def _start_queued(self) -> None:
+        with self._lock:
+            while len(self._running) < self.max_running and not self._stop.is_set():
+                job = self.store.oldest_queued()
+                if job is None:
+                    return
+                launch = JobLaunch(job_id=job.id, movie=Path(job.data), config={**job.config, "method": job.method})
+                try:
+                    ref = self.backend.start(launch)
+                except (OSError, ValueError) as exc:
+                    logger.error("job %s could not start: %s", job.id, exc)
+                    self.store.update(job.id, state=JobState.FAILED, error=f"could not start the training process: {exc}", finished=utc_now())
+                    continue
+                self.store.update(job.id, expect=JobState.QUEUED, state=JobState.RUNNING, started=utc_now(), backend_ref=ref)
+                self._running.add(job.id)
+
+    def _apply_events(self, job_id: str, events: list[dict[str, Any]]) -> None:
+        changes: dict[str, Any] = {}
+        for event in events:
+            if event.get("event") != "progress":
+                continue
+            if isinstance(event.get("fraction"), (int, float)):
+                changes["progress"] = min(max(float(event["fraction"]), 0.0), 1.0)
+            for key in ("epoch", "epochs"):
+                if isinstance(event.get(key), int):
+                    changes[key] = event[key]
+            if isinstance(event.get("loss"), (int, float)):
+                changes["loss"] = float(event["loss"])
+        if changes:
+            self.store.update(job_id, **changes)
+
+    def _finalize(self, job_id: str, poll: BackendPoll) -> None:
+        job = self.store.get(job_id)
+        result = poll.result or {}
+        output = result.get("output")
+        if not output or poll.returncode not in (0, None):
+            error = result.get("error") or self._crash_message(job_id, poll.returncode)
+            logger.warning("job %s failed: %s", job_id, error)
+            self.store.update(job_id, expect=JobState.RUNNING, state=JobState.FAILED, error=str(error), finished=utc_now())
+            return
+        try:
+            record = self.registry.add_path(Path(output), name=job.name or f"{job.method}-{job.id}")
+        except LiveDenoiseError as exc:
+            logger.warning("job %s exported an unusable model: %s", job_id, exc)
+            self.store.update(job_id, state=JobState.FAILED, error=f"exported model is invalid: {exc.message}", finished=utc_now())
+            return
+        changes: dict[str, Any] = {"model_id": record.id, "progress": 1.0}
+        if job.activate:
+            if self.on_activate is None:
+                changes["error"] = f"model {record.id} registered but not activated: this server has no ingest process"
+            else:
+                try:
+                    self.on_activate(record.id)
+                    changes["activated"] = True
+                except Exception as exc:  # the model is trained and registered whatever the ingest process says
+                    message = exc.message if isinstance(exc, LiveDenoiseError) else f"{type(exc).__name__}: {exc}"
+                    logger.warning("job %s: activating model %s failed: %s", job_id, record.id, message)
+                    changes["error"] = f"model {record.id} registered but activation failed: {message}"
+        self.store.update(job_id, state=JobState.SUCCEEDED, finished=utc_now(), **changes)
+        logger.info("job %s succeeded: model %s%s", job_id, record.id, " (activated)" if changes.get("activated") else "")
+
+    def _crash_message(self, job_id: str, returncode: int | None) -> str:
+        output = self.backend.logs(job_id, 5).output.strip().splitlines()
+        last = f": {output[-1].strip()}" if output else ""
+        return f"training process exited with code {returncode} without a result{last}"

@@ -1,0 +1,34 @@
+"""Fixtures shared by the whole suite (keep this file small; put area fixtures in the area's conftest)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A function returning a TCP port on 127.0.0.1 that was free a moment ago (prefer port 0 binds)."""
+    return _free_port
+
+
+@pytest.fixture
+def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ``LIVEDENOISE_HOME`` (registry, job DB, logs) and data root, with no token or model from the env."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("LIVEDENOISE_HOME", str(home))
+    monkeypatch.setenv("LIVEDENOISE_DATA_ROOT", str(home / "data"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    for name in ("LIVEDENOISE_API_TOKEN", "LIVEDENOISE_MODEL", "LIVEDENOISE_BIND"):
+        monkeypatch.delenv(name, raising=False)
+    return home

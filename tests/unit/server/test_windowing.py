@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from livedenoise.clients.model_spec import WindowSpec
+from livedenoise.server.windowing import SeriesWindow, reflect_position
+
+SPECS = [
+    WindowSpec(0, 0, 1),
+    WindowSpec(2, 2, 1),
+    WindowSpec(3, 1, 2),
+    WindowSpec(1, 4, 3),
+    WindowSpec(5, 0, 1),
+    WindowSpec(0, 3, 4),
+]
+
+
+def frame_of(position: int) -> np.ndarray:
+    """A 2x3 frame whose pixels encode its position, so window contents reveal their source."""
+    return np.full((2, 3), position, dtype=np.uint16)
+
+
+def reference_blocks(spec: WindowSpec, length: int) -> list[tuple[int, int, list[int]]]:
+    """(start, count, source positions) of every block of a finished series, via np.pad(mode='reflect')."""
+    k = spec.out_frames
+    n_blocks = -(-length // k)
+    pad_after = n_blocks * k - length + spec.after
+    padded = np.pad(np.arange(length), (spec.before, pad_after), mode="reflect")
+    return [
+        (j * k, min(k, length - j * k), padded[j * k : j * k + spec.window_length].tolist()) for j in range(n_blocks)
+    ]
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 5, 8, 30])
+def test_reflect_position_matches_numpy_reflect(length: int) -> None:
+    padded = np.pad(np.arange(length), (25, 25), mode="reflect")
+    got = [reflect_position(p, length) for p in range(-25, length + 25)]
+    assert got == padded.tolist()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 7, 23])
+@pytest.mark.parametrize("margin", [0, 16])
+def test_streamed_blocks_match_reference_and_form_as_early_as_possible(
+    spec: WindowSpec, length: int, margin: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    series = SeriesWindow(history_margin=margin)
+    formed: list[tuple[int, int, list[int], int | None]] = []  # + arrivals when formed (None: after end)
+    for p in range(length):
+        series.append(frame_of(p))
+        while (block := series.next_block(spec)) is not None:
+            formed.append((block.start, block.count, list(block.positions), series.arrived))
+            # the window really holds the frames of those positions
+            assert block.window.dtype == np.float32
+            assert block.window[:, 0, 0].tolist() == list(block.positions)
+    series.end()
+    while (block := series.next_block(spec)) is not None:
+        formed.append((block.start, block.count, list(block.positions), None))
+        assert block.window[:, 0, 0].tolist() == list(block.positions)
+    assert series.done
+    assert [f[:3] for f in formed] == [tuple(r) for r in reference_blocks(spec, length)]
+    needed = -1  # blocks form in order, so a block also waits for every earlier one
+    for start, _, _, arrivals in formed:
+        needed = max(needed, start + spec.out_frames - 1 + spec.after, spec.before - start)
+        if needed < length:
+            assert arrivals == needed + 1, f"block at {start} formed after {arrivals} arrivals, needed {needed + 1}"
+        else:
+            assert arrivals is None
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "a needed frame was trimmed"
+
+
+def test_one_frame_series_mirrors_to_itself() -> None:
+    series = SeriesWindow()
+    series.append(frame_of(7))
+    spec = WindowSpec(3, 3, 1)
+    assert series.next_block(spec) is None
+    series.end()
+    block = series.next_block(spec)
+    assert block is not None and block.count == 1
+    assert block.positions == (0,) * 7
+    assert np.all(block.window == 7)
+    assert series.next_block(spec) is None and series.done
+
+
+def test_spec_change_between_blocks_uses_each_spec_from_next_position() -> None:
+    a, b = WindowSpec(2, 2, 1), WindowSpec(1, 3, 2)
+    series = SeriesWindow()
+    blocks = []
+    for p in range(20):
+        series.append(frame_of(p))
+        spec = a if p < 9 else b
+        while (block := series.next_block(spec)) is not None:
+            blocks.append(block)
+    series.end()
+    while (block := series.next_block(b)) is not None:
+        blocks.append(block)
+    starts = [blk.start for blk in blocks]
+    covered = [p for blk in blocks for p in range(blk.start, blk.stop)]
+    assert covered == list(range(20)), "every position answered exactly once across the swap"
+    switch = next(i for i, blk in enumerate(blocks) if blk.spec == b)
+    assert all(blk.spec == a for blk in blocks[:switch]) and all(blk.spec == b for blk in blocks[switch:])
+    for blk in blocks:
+        s = blk.start
+        expected = [reflect_position(p, 20) for p in range(s - blk.spec.before, s + blk.spec.out_frames + blk.spec.after)]
+        assert list(blk.positions) == expected
+    assert starts[switch + 1] - starts[switch] == 2
+
+
+def test_history_is_trimmed_on_long_series() -> None:
+    spec = WindowSpec(3, 2, 1)
+    series = SeriesWindow(history_margin=4)
+    for p in range(500):
+        series.append(frame_of(p))
+        while series.next_block(spec) is not None:
+            pass
+        assert series.held <= spec.before + spec.after + spec.out_frames + 4 + 1
+
+
+def test_live_drop_removes_whole_blocks_and_keeps_context() -> None:
+    spec = WindowSpec(2, 1, 2)
+    series = SeriesWindow()
+    for p in range(15):
+        series.append(frame_of(p))
+    dropped = series.drop_oldest(spec, budget=5)
+    assert [list(r) for r in dropped] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert series.waiting == 5
+    block = series.next_block(spec)
+    assert block is not None and block.start == 10
+    # the dropped frames are still the context of the next block
+    assert list(block.positions) == [8, 9, 10, 11, 12]
+
+
+def test_live_drop_budget_never_below_what_a_block_needs() -> None:
+    spec = WindowSpec(0, 3, 1)
+    series = SeriesWindow()
+    for p in range(4):
+        series.append(frame_of(p))
+    assert series.drop_oldest(spec, budget=1) == []  # 4 waiting is exactly after + out_frames
+    assert series.next_block(spec) is not None
+
+
+def test_skip_all_and_append_after_end() -> None:
+    series = SeriesWindow()
+    for p in range(3):
+        series.append(frame_of(p))
+    assert list(series.skip_all()) == [0, 1, 2]
+    series.end()
+    assert series.done
+    with pytest.raises(ValueError, match="ended"):
+        series.append(frame_of(3))

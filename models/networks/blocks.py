@@ -1,0 +1,91 @@
+"""Parametrised convolution blocks shared by every network, 2-D or 3-D by one ``dims`` argument."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["conv", "make_norm", "make_act", "DoubleConv", "Down", "Up"]
+
+_NORMS = ("none", "batch", "instance", "group")
+_ACTS = ("relu", "leaky_relu", "gelu")
+
+
+def _check_dims(dims: int) -> int:
+    if dims not in (2, 3):
+        raise ValueError(f"dims must be 2 or 3, got {dims!r}")
+    return dims
+
+
+def conv(dims: int, in_ch: int, out_ch: int, kernel: int = 3, *, bias: bool = True) -> nn.Module:
+    """A 'same'-padded convolution in ``dims`` dimensions."""
+    cls = nn.Conv3d if _check_dims(dims) == 3 else nn.Conv2d
+    return cls(in_ch, out_ch, kernel_size=kernel, padding=kernel // 2, bias=bias)
+
+
+def make_norm(kind: str | None, dims: int, channels: int) -> nn.Module:
+    """Normalisation layer by name: ``none``/None, ``batch``, ``instance`` or ``group`` (8 groups at most)."""
+    kind = kind or "none"
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return (nn.BatchNorm3d if dims == 3 else nn.BatchNorm2d)(channels)
+    if kind == "instance":
+        return (nn.InstanceNorm3d if dims == 3 else nn.InstanceNorm2d)(channels, affine=True)
+    if kind == "group":
+        groups = max(g for g in (8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    raise ValueError(f"unknown norm {kind!r}; expected one of {', '.join(_NORMS)}")
+
+
+def make_act(kind: str) -> nn.Module:
+    """Activation by name: ``relu``, ``leaky_relu`` or ``gelu``."""
+    if kind == "relu":
+        return nn.ReLU(inplace=True)
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(0.1, inplace=True)
+    if kind == "gelu":
+        return nn.GELU()
+    raise ValueError(f"unknown activation {kind!r}; expected one of {', '.join(_ACTS)}")
+
+
+class DoubleConv(nn.Sequential):
+    """(conv 3 -> norm? -> act) twice."""
+
+    def __init__(self, dims: int, in_ch: int, out_ch: int, *, norm: str | None = None, act: str = "relu") -> None:
+        has_norm = (norm or "none") != "none"
+        super().__init__(
+            conv(dims, in_ch, out_ch, bias=not has_norm),
+            make_norm(norm, dims, out_ch),
+            make_act(act),
+            conv(dims, out_ch, out_ch, bias=not has_norm),
+            make_norm(norm, dims, out_ch),
+            make_act(act),
+        )
+
+
+class Down(nn.Sequential):
+    """Max-pool by 2 in every axis, then :class:`DoubleConv`."""
+
+    def __init__(self, dims: int, in_ch: int, out_ch: int, *, norm: str | None = None, act: str = "relu") -> None:
+        pool = nn.MaxPool3d(2) if _check_dims(dims) == 3 else nn.MaxPool2d(2)
+        super().__init__(pool, DoubleConv(dims, in_ch, out_ch, norm=norm, act=act))
+
+
+class Up(nn.Module):
+    """Nearest upsampling by 2 in every axis, concatenation with the skip, then :class:`DoubleConv`.
+
+    Nearest upsampling (as in pytorch-3dunet, DeepCAD's backbone) exports to a plain ONNX ``Resize``
+    that every runtime executes exactly.
+    """
+
+    def __init__(
+        self, dims: int, in_ch: int, skip_ch: int, out_ch: int, *, norm: str | None = None, act: str = "relu"
+    ) -> None:
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.conv = DoubleConv(_check_dims(dims), in_ch + skip_ch, out_ch, norm=norm, act=act)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        import torch
+
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))

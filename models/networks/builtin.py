@@ -1,0 +1,24 @@
+"""The built-in network builders (thin variants of the shared classes, as torchvision's ``resnet18``)."""
+
+from __future__ import annotations
+
+from livedenoise.models.networks.registry import register_network
+from livedenoise.models.networks.unet import UNet
+
+__all__ = ["unet3d", "unet2d"]
+
+
+@register_network("unet3d")
+def unet3d(
+    in_channels: int = 1, out_channels: int = 1, base: int = 16, levels: int = 3, norm: str | None = None, act: str = "relu"
+) -> UNet:
+    """3-D U-Net over ``[B, C, T, H, W]`` (DeepCAD family); T, H and W must be multiples of ``2**(levels-1)``."""
+    return UNet(3, in_channels, out_channels, base=base, levels=levels, norm=norm, act=act)
+
+
+@register_network("unet2d")
+def unet2d(
+    in_channels: int = 1, out_channels: int = 1, base: int = 16, levels: int = 3, norm: str | None = None, act: str = "relu"
+) -> UNet:
+    """2-D U-Net over ``[B, C, H, W]`` (frames as channels); H and W must be multiples of ``2**(levels-1)``."""
+    return UNet(2, in_channels, out_channels, base=base, levels=levels, norm=norm, act=act)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from livedenoise.models.networks import UNet, get_network, list_networks, register_network
+from livedenoise.models.networks.registry import _NETWORKS
+
+
+def test_builtin_networks_are_listed() -> None:
+    assert {"unet2d", "unet3d"} <= set(list_networks())
+
+
+def test_unknown_and_duplicate_names_raise() -> None:
+    with pytest.raises(ValueError, match="unknown network 'nope'.*unet3d"):
+        get_network("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_network("unet3d")(lambda: torch.nn.Identity())
+
+
+def test_register_custom_network() -> None:
+    @register_network("test_identity_net")
+    def build() -> torch.nn.Module:
+        return torch.nn.Identity()
+
+    try:
+        assert isinstance(get_network("test_identity_net"), torch.nn.Identity)
+        assert "test_identity_net" in list_networks()
+    finally:
+        del _NETWORKS["test_identity_net"]
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_unet3d_shapes_on_odd_multiples(levels: int) -> None:
+    net = get_network("unet3d", base=4, levels=levels)
+    m = 2 ** (levels - 1)
+    assert net.size_multiple == net.time_multiple == m
+    x = torch.randn(2, 1, 3 * m, 5 * m, 7 * m)
+    assert net(x).shape == x.shape
+
+
+def test_unet2d_frames_as_channels() -> None:
+    net = get_network("unet2d", in_channels=5, out_channels=1, base=4, levels=3, norm="group")
+    assert net.size_multiple == 4 and net.time_multiple == 1
+    assert net(torch.randn(3, 5, 12, 20)).shape == (3, 1, 12, 20)
+
+
+def test_bad_unet_arguments() -> None:
+    with pytest.raises(ValueError, match="dims"):
+        UNet(4, 1, 1)
+    with pytest.raises(ValueError, match="unknown norm"):
+        UNet(2, 1, 1, norm="layer")

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from livedenoise.models.config import TrainConfig
+from livedenoise.models.data import movie_digest
+from livedenoise.models.synthetic import SyntheticMovie
+from livedenoise.models.trainer import TrainingStopped, TrainProgress, TrainResult, fit
+
+
+@pytest.mark.slow
+def test_tiny_training_run_learns(tiny_result: TrainResult, tiny_movie: SyntheticMovie) -> None:
+    r = tiny_result
+    assert len(r.history) == r.config.epochs == 3
+    assert r.history[-1] < 0.8 * r.history[0]
+    assert r.data_digest == movie_digest(tiny_movie.noisy)
+    assert r.recipe.name == "deepcad_rt" and not r.network.training
+    assert next(r.network.parameters()).device == torch.device("cpu")
+    assert r.normalization.kind == "zscore"
+    x = torch.randn(1, 8, 16, 16)
+    with torch.no_grad():
+        assert r.network(x).shape == x.shape
+
+
+def test_same_seed_same_run_and_progress_reports(tiny_movie: SyntheticMovie) -> None:
+    cfg = TrainConfig(patch_t=4, patch_xy=16, batch_size=1, epochs=2, patches_per_epoch=2, base_channels=2,
+                      levels=2, device="cpu", seed=11)
+    seen: list[TrainProgress] = []
+    a = fit(cfg, tiny_movie.noisy, progress=seen.append)
+    b = fit(cfg, tiny_movie.noisy)
+    assert a.history == b.history
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert [p.epoch for p in seen if p.epoch_done] == [1, 2]
+
+
+def test_should_stop_cancels(tiny_movie: SyntheticMovie) -> None:
+    cfg = TrainConfig(patch_t=4, patch_xy=16, batch_size=1, epochs=5, patches_per_epoch=4, base_channels=2,
+                      levels=2, device="cpu")
+    calls = iter(range(100))
+    with pytest.raises(TrainingStopped, match="stopped at epoch 1, step 3"):
+        fit(cfg, tiny_movie.noisy, should_stop=lambda: next(calls) >= 2)
+
+
+def test_movie_problems_are_named() -> None:
+    cfg = TrainConfig(patch_t=8, patch_xy=16, levels=3, device="cpu")
+    with pytest.raises(ValueError, match=r"\[T, H, W\]"):
+        fit(cfg, np.zeros((16, 16), dtype=np.uint16))
+    with pytest.raises(ValueError, match="has 6 frames but training needs at least 8"):
+        fit(cfg, np.random.default_rng(0).integers(0, 100, (6, 16, 16)).astype(np.uint16))
+
+
+def test_cosine_schedule_decays_and_constant_does_not() -> None:
+    from livedenoise.models.trainer import _lr_factor
+
+    values = [_lr_factor("cosine", f / 10) for f in range(11)]
+    assert values[0] == pytest.approx(1.0) and values[-1] == pytest.approx(0.02)
+    assert values == sorted(values, reverse=True)
+    assert _lr_factor("constant", 0.9) == 1.0
+
+
+def test_time_limit_ends_training_early(tiny_movie: SyntheticMovie) -> None:
+    cfg = TrainConfig(patch_t=4, patch_xy=16, batch_size=1, epochs=1000, patches_per_epoch=2, base_channels=2,
+                      levels=2, device="cpu", time_limit_s=0.5)
+    r = fit(cfg, tiny_movie.noisy)
+    assert r.stopped_early and 0 < len(r.history) < 1000 and r.steps >= 1

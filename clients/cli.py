@@ -100,7 +100,7 @@ def _train_progress_printer(label: str) -> tuple[Callable[[Any], None], Callable
 def _train_config(args: argparse.Namespace) -> Any:
     config_mod = _require("livedenoise.models.config", "train")
     fields: dict[str, Any] = {"method": args.method}
-    for name in ("epochs", "patch_t", "patch_xy", "batch_size", "patches_per_epoch", "lr", "seed", "device"):
+    for name in ("epochs", "patch_t", "patch_xy", "batch_size", "patches_per_epoch", "lr", "loss", "seed", "device"):
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
@@ -201,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         photons=args.photons,
         seed=args.seed,
         fps=args.fps,
-        train_seconds=args.train_seconds,
+        training={k: v for k, v in {"epochs": args.epochs, "patches_per_epoch": args.patches_per_epoch, "patch_t": args.patch_t, "patch_xy": args.patch_xy}.items() if v is not None},
     )
     report = demo.run_demo(options)
     print(demo.format_table(report))
@@ -236,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--patches-per-epoch", dest="patches_per_epoch", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--loss", choices=["l1", "l2", "l1_l2"], help="default: the method's published loss")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu or cuda")
     p.set_defaults(func=cmd_train)
@@ -275,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--photons", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=None, help="camera frame rate for the stream")
-    p.add_argument("--train-seconds", dest="train_seconds", type=float, default=None)
+    p.add_argument("--epochs", type=int, help="training epochs (default: the demo's fixed schedule)")
+    p.add_argument("--patches-per-epoch", dest="patches_per_epoch", type=int)
+    p.add_argument("--patch-t", dest="patch_t", type=int)
+    p.add_argument("--patch", "--patch-xy", dest="patch_xy", type=int)
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -37,6 +37,11 @@ class TrainConfig(BaseModel):
     epochs: int = Field(5, ge=1)
     patches_per_epoch: int = Field(120, ge=1, description="patches drawn per epoch; steps = ceil(patches / batch_size)")
     lr: float = Field(1e-3, gt=0, le=1)
+    loss: Literal["l1", "l2", "l1_l2"] | None = Field(
+        None,
+        description="training loss; None = the recipe's published loss. 'l2' estimates the mean: at a few photons "
+        "per pixel the L1 term pulls towards the lower Poisson median",
+    )
     betas: tuple[float, float] = (0.5, 0.999)
     lr_schedule: Literal["constant", "cosine"] = Field(
         "cosine", description="cosine: decay lr to ~0 over the run (steps, or time_limit_s if it ends first)"

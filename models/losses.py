@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor
 
-__all__ = ["l1", "l2", "l1_l2"]
+Loss = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
+
+__all__ = ["l1", "l2", "l1_l2", "LOSSES", "get_loss"]
 
 
 def _reduce(err: Tensor, mask: Tensor | None) -> Tensor:
@@ -35,3 +39,15 @@ def l2(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
 def l1_l2(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
     """``0.5 * L1 + 0.5 * L2``, the DeepCAD / DeepCAD-RT loss."""
     return 0.5 * l1(pred, target, mask) + 0.5 * l2(pred, target, mask)
+
+
+# Names match the `loss` choices of TrainConfig (torch-free, so it cannot import this module).
+LOSSES: dict[str, Loss] = {"l1": l1, "l2": l2, "l1_l2": l1_l2}
+
+
+def get_loss(name: str) -> Loss:
+    """The loss registered as ``name``; ``ValueError`` listing the known names otherwise."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}") from None

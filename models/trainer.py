@@ -18,6 +18,7 @@ from livedenoise.clients.model_spec import Normalization, WindowSpec
 from livedenoise.models.config import TrainConfig
 from livedenoise.models.data import check_movie, fit_patch_shape, movie_digest, sample_patches
 from livedenoise.models.device import resolve_device
+from livedenoise.models.losses import get_loss
 from livedenoise.models.normalization import fit_normalization
 from livedenoise.models.recipes import MethodRecipe, get_recipe
 from livedenoise.models.sampling.augment import random_dihedral
@@ -107,6 +108,7 @@ def fit(
     norm = fit_normalization(movie, recipe.normalization)
     digest = movie_digest(movie)
     augment = config.augment and recipe.augmentation
+    loss_fn = get_loss(config.loss) if config.loss is not None else recipe.loss
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -153,7 +155,7 @@ def fit(
             inp, target = pair.input.to(device), pair.target.to(device)
             mask = pair.mask.to(device) if pair.mask is not None else None
             opt.zero_grad(set_to_none=True)
-            loss = recipe.loss(model(inp), target, mask)
+            loss = loss_fn(model(inp), target, mask)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss became {loss.item()} at epoch {epoch} step {step}; lower lr (now {config.lr})"

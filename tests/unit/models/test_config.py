@@ -67,3 +67,15 @@ def test_config_validation_does_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_loss_choices_match_the_loss_registry() -> None:
+    import typing
+
+    from livedenoise.models.losses import LOSSES
+
+    annotation = TrainConfig.model_fields["loss"].annotation
+    literal = next(a for a in typing.get_args(annotation) if typing.get_origin(a) is typing.Literal)
+    assert set(typing.get_args(literal)) == set(LOSSES)
+    with pytest.raises(ValueError, match="loss"):
+        TrainConfig(loss="huber")

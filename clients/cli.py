@@ -42,9 +42,12 @@ class MissingExtra(SystemExit):
     pass
 
 
-def _require(module: str, command: str) -> Any:
-    """Import a heavy module lazily; turn a missing optional dependency into a message naming the extra."""
+def _require(command: str, module: str, *also: str) -> Any:
+    """Import ``module`` (and the modules the command needs later, ``also``) lazily; a missing optional
+    dependency becomes a message naming the extra. Returns ``module``."""
     try:
+        for name in also:
+            importlib.import_module(name)
         return importlib.import_module(module)
     except ImportError as exc:
         root = (exc.name or "").split(".")[0]
@@ -72,7 +75,7 @@ def _parse_size(text: str) -> int | tuple[int, int]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    synthetic = _require("livedenoise.models.synthetic", "simulate")
+    synthetic = _require("simulate", "livedenoise.models.synthetic")
     from livedenoise.clients.movie_io import write_movie
 
     out = Path(args.out_dir)
@@ -98,7 +101,7 @@ def _train_progress_printer(label: str) -> tuple[Callable[[Any], None], Callable
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    config_mod = _require("livedenoise.models.config", "train")
+    config_mod = _require("train", "livedenoise.models.config")
     fields: dict[str, Any] = {"method": args.method}
     for name in ("epochs", "patch_t", "patch_xy", "batch_size", "patches_per_epoch", "lr", "loss", "seed", "device"):
         value = getattr(args, name, None)
@@ -108,7 +111,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    pipeline = _require("livedenoise.models.pipeline", "train")
+    pipeline = _require("train", "livedenoise.models.pipeline")
     from livedenoise.clients.movie_io import read_movie
 
     movie = read_movie(args.movie)
@@ -122,8 +125,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    loader = _require("livedenoise.server.engine.loader", "denoise")
-    offline = _require("livedenoise.server.engine.offline", "denoise")
+    loader = _require("denoise", "livedenoise.server.engine.loader", "livedenoise.server.engine.onnx_runtime")
+    offline = _require("denoise", "livedenoise.server.engine.offline")
     from livedenoise.clients.movie_io import read_movie, write_movie
     from livedenoise.clients.progress import ProgressBar
 
@@ -141,8 +144,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings_mod = _require("livedenoise.server.settings", "serve")
-    supervisor = _require("livedenoise.server.supervisor", "serve")
+    settings_mod = _require("serve", "livedenoise.server.settings")
+    supervisor = _require("serve", "livedenoise.server.supervisor", "livedenoise.server.api.app", "livedenoise.server.engine.onnx_runtime")
     overrides = {
         key: value
         for key, value in {
@@ -192,8 +195,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from livedenoise.clients import demo
 
-    _require("livedenoise.models.pipeline", "demo")
-    _require("livedenoise.server.supervisor", "demo")
+    _require("demo", "livedenoise.models.pipeline", "livedenoise.models.metrics", "matplotlib")
+    _require("demo", "livedenoise.server.supervisor", "livedenoise.server.api.app", "livedenoise.server.engine.onnx_runtime")
     options = demo.DemoOptions(
         out_dir=Path(args.out),
         frames=args.frames,

@@ -44,10 +44,6 @@ def _kind(path: Path) -> str:
     raise ValueError(f"{path}: unknown movie file type {path.suffix!r}; expected one of {', '.join(MOVIE_SUFFIXES)}")
 
 
-def _is_ome_name(path: Path) -> bool:
-    return path.name.lower().endswith((".ome.tif", ".ome.tiff"))
-
-
 class _Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -161,7 +157,7 @@ def read_movie(path: str | os.PathLike[str]) -> NDArray[Any]:
     return movie
 
 
-def write_movie(path: str | os.PathLike[str], movie: NDArray[Any], *, ome: bool | None = None) -> Path:
+def write_movie(path: str | os.PathLike[str], movie: NDArray[Any], *, ome: bool = True) -> Path:
     """Write a ``[T, Y, X]`` movie (or one ``[Y, X]`` frame) to ``.tif``/``.ome.tif`` or ``.npy``.
 
     The file is written beside its destination and renamed into place, so a reader never sees half a file.
@@ -173,8 +169,8 @@ def write_movie(path: str | os.PathLike[str], movie: NDArray[Any], *, ome: bool 
     movie
         ``[T, Y, X]`` or ``[Y, X]`` integer or float array.
     ome
-        Write OME-XML metadata (axes ``TYX``). Default: only when the name ends with ``.ome.tif(f)``.
-        Plain TIFFs carry the axes ``TYX`` in tifffile's own metadata. No compression either way.
+        TIFF only: write OME-TIFF (OME-XML with axes ``TYX``, read by Fiji/Bio-Formats and every TIFF reader).
+        ``ome=False`` writes a plain TIFF with the axes in tifffile's own metadata. No compression either way.
 
     Returns
     -------
@@ -200,7 +196,7 @@ def write_movie(path: str | os.PathLike[str], movie: NDArray[Any], *, ome: bool 
             tifffile.imwrite(
                 tmp,
                 np.ascontiguousarray(data),
-                ome=_is_ome_name(path) if ome is None else ome,
+                ome=ome,
                 photometric="minisblack",
                 compression=None,
                 metadata={"axes": "TYX"},

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from livedenoise.clients.model_spec import ModelSpec, SpecError
+from livedenoise.clients.model_spec import ModelSpec
 from livedenoise.server.errors import Conflict, InvalidModel, UnknownModel
 
 __all__ = ["ModelRecord", "ModelRegistry", "validate_model_file", "MODEL_ID_PATTERN"]
@@ -81,30 +81,15 @@ def validate_model_file(path: Path) -> ModelSpec:
     """
     import onnxruntime as ort  # lazy: the registry module is also imported by light tooling
 
+    from livedenoise.server.engine.onnx_runtime import read_spec
+
     options = ort.SessionOptions()
     options.log_severity_level = 3  # a bad upload is reported by our error, not by ORT's stderr noise
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises several unrelated types (Fail, InvalidGraph, InvalidProtobuf, ...)
         raise InvalidModel(f"not a loadable ONNX model: {_first_line(exc)}") from None
-    try:
-        spec = ModelSpec.from_metadata(dict(session.get_modelmeta().custom_metadata_map))
-    except SpecError as exc:
-        raise InvalidModel(f"model spec is invalid: {exc}") from None
-    inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name for o in session.get_outputs()}
-    if spec.input_name not in inputs:
-        raise InvalidModel(f"spec names input {spec.input_name!r} but the graph has inputs {sorted(inputs)}")
-    if spec.output_name not in outputs:
-        raise InvalidModel(f"spec names output {spec.output_name!r} but the graph has outputs {sorted(outputs)}")
-    shape = inputs[spec.input_name].shape
-    if len(shape) != 4:
-        raise InvalidModel(f"input {spec.input_name!r} must be 4-D [batch, window, H, W] (BTHW), got shape {shape}")
-    if isinstance(shape[1], int) and shape[1] != spec.window.window_length:
-        raise InvalidModel(
-            f"input {spec.input_name!r} has {shape[1]} frames but the spec's window needs {spec.window.window_length}"
-        )
-    return spec
+    return read_spec(session, path.name)
 
 
 def _first_line(exc: BaseException) -> str:

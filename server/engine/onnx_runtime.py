@@ -15,7 +15,7 @@ from livedenoise.server.engine.base import INFERENCE_FAILED, MODEL_MISMATCH, Pre
 from livedenoise.server.errors import EngineError, InvalidModel
 from livedenoise.server.settings import Provider
 
-__all__ = ["OnnxRuntimeRunner", "open_engine", "execution_providers"]
+__all__ = ["OnnxRuntimeRunner", "open_engine", "execution_providers", "read_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,11 @@ class OnnxRuntimeRunner:
         del self.session
 
 
-def _read_spec(session: ort.InferenceSession, path: Path) -> ModelSpec:
+def read_spec(session: ort.InferenceSession, path: Path | str) -> ModelSpec:
+    """The spec embedded in a loaded model, checked against its graph (the BTHW contract).
+
+    Raises ``InvalidModel`` naming the file and the problem; the registry validates uploads with it too.
+    """
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     try:
         spec = ModelSpec.from_metadata(metadata)
@@ -88,9 +92,13 @@ def _read_spec(session: ort.InferenceSession, path: Path) -> ModelSpec:
         raise InvalidModel(f"{path}: spec input {spec.input_name!r} is not a graph input (graph has {sorted(inputs)})")
     if spec.output_name not in outputs:
         raise InvalidModel(f"{path}: spec output {spec.output_name!r} is not a graph output (graph has {sorted(outputs)})")
-    rank = len(inputs[spec.input_name].shape)
-    if rank != 4:
-        raise InvalidModel(f"{path}: input {spec.input_name!r} has rank {rank}; the BTHW contract needs 4")
+    shape = inputs[spec.input_name].shape
+    if len(shape) != 4:
+        raise InvalidModel(f"{path}: input {spec.input_name!r} has rank {len(shape)}; the BTHW contract needs 4")
+    if isinstance(shape[1], int) and shape[1] != spec.window.window_length:
+        raise InvalidModel(
+            f"{path}: input {spec.input_name!r} has {shape[1]} frames but the spec's window needs {spec.window.window_length}"
+        )
     return spec
 
 
@@ -143,7 +151,7 @@ def open_engine(
     if active != _EP_NAMES[provider]:
         # ORT silently falls back to the next provider when one fails to initialise.
         raise EngineError(f"provider {provider.value!r} failed to initialise for {path}; onnxruntime fell back to {active}")
-    spec = _read_spec(session, path)
+    spec = read_spec(session, path)
     logger.info("loaded %s (%s, window %s) on %s", path.name, spec.method, spec.window, active)
     runner = OnnxRuntimeRunner(session, spec.input_name, spec.output_name, provider.value)
     return PreparedEngine(runner, spec, model_id or path.stem)

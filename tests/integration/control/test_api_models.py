@@ -121,3 +121,40 @@ def test_status_when_ingest_does_not_answer_is_503(start_server, ingest: IngestS
             control.status()
         assert (info.value.status, info.value.code) == (503, "ingest_unavailable")
         assert "livedenoise_ingest_up 0" in control.metrics().splitlines()
+
+
+def test_hot_swap_through_the_api_while_a_stream_runs(client: ControlClient, model_file, ingest: IngestService) -> None:
+    """POST /v1/models/{id}/load mid-stream: no frame lost, replies switch model once, order kept."""
+    import threading
+
+    first = client.upload_model(model_file(seed=1))
+    second = client.upload_model(model_file(seed=2))
+    client.load_model(first.id)
+    movie = np.random.default_rng(3).integers(0, 4000, size=(300, 24, 20)).astype("<u2")
+    models: list[str | None] = []
+    halfway = threading.Event()
+
+    def on_reply(reply) -> None:  # type: ignore[no-untyped-def]
+        models.append(reply.header.model)
+        if len(models) >= 60:
+            halfway.set()
+
+    results = []
+    stream = StreamClient(ingest.zmq_endpoint, stream="cam-swap", timeout_s=20.0)
+    sender = threading.Thread(target=lambda: results.append(stream.denoise(movie, fps=150, on_reply=on_reply)))
+    sender.start()
+    try:
+        assert halfway.wait(20), "the stream never got going"
+        assert client.load_model(second.id).active
+    finally:
+        sender.join(60)
+        stream.close()
+
+    (result,) = results
+    assert result.frames_in == result.frames_out == 300
+    frame_models = [m for m in models if m is not None]
+    assert len(frame_models) == 300
+    switch = frame_models.index(second.id)
+    assert 60 <= switch < 300, "the swap happened mid-stream"
+    assert frame_models[:switch] == [first.id] * switch and frame_models[switch:] == [second.id] * (300 - switch)
+    assert client.status()["model"]["id"] == second.id

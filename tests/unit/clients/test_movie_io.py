@@ -34,10 +34,12 @@ def test_tiff_axes_and_ome_metadata(tmp_path):
     movie = _movie("uint16")
     write_movie(tmp_path / "a.ome.tif", movie)
     write_movie(tmp_path / "b.tif", movie)
-    with tifffile.TiffFile(tmp_path / "a.ome.tif") as tif:
-        assert tif.is_ome and tif.series[0].axes == "TYX"
-        assert tif.pages[0].compression == 1  # none
-    with tifffile.TiffFile(tmp_path / "b.tif") as tif:
+    write_movie(tmp_path / "c.tif", movie, ome=False)
+    for name in ("a.ome.tif", "b.tif"):  # OME-TIFF whatever the extension
+        with tifffile.TiffFile(tmp_path / name) as tif:
+            assert tif.is_ome and tif.series[0].axes == "TYX"
+            assert tif.pages[0].compression == 1  # none
+    with tifffile.TiffFile(tmp_path / "c.tif") as tif:
         assert not tif.is_ome and tif.series[0].axes == "TYX"
 
 

@@ -1,0 +1,69 @@
+"""The `livedenoise` command line: argument errors and missing extras are reported in one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livedenoise.clients.cli import build_parser
+
+
+def _cli_without(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh interpreter where importing ``module`` fails, as in an install without its extra."""
+    code = (
+        f"import sys; sys.modules[{module!r}] = None\n"
+        "from livedenoise.clients.cli import main\n"
+        f"sys.exit(main({list(args)!r}))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("blocked", "args", "extra"),
+    [
+        ("torch", ["train", "movie.npy", "--out", "m.onnx"], "train"),
+        ("scipy", ["simulate", "out"], "train"),
+        ("matplotlib", ["demo"], "train"),
+        ("onnxruntime", ["denoise", "movie.npy", "--model", "m.onnx", "--out", "d.tif"], "server"),
+        ("fastapi", ["serve"], "server"),
+    ],
+)
+def test_missing_extra_names_what_to_install(blocked: str, args: list[str], extra: str) -> None:
+    proc = _cli_without(blocked, *args)
+    assert proc.returncode != 0
+    assert f"pip install 'livedenoise[{extra}]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_movie_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "movie.npy"
+    bad.write_bytes(b"not a numpy file")
+    proc = subprocess.run(
+        [sys.executable, "-m", "livedenoise.clients.cli", "denoise", str(bad), "--model", "m.onnx", "--out", "d.tif"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "movie.npy" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_size_accepts_square_and_rectangular() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["simulate", "o", "--size", "64"]).size == 64
+    assert parser.parse_args(["simulate", "o", "--size", "48x80"]).size == (48, 80)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "o", "--size", "big"])
+
+
+def test_stream_of_a_movie_needs_a_reachable_server_but_reads_the_movie_first(tmp_path: Path) -> None:
+    movie = tmp_path / "m.npy"
+    np.save(movie, np.zeros((3, 4, 5, 6), dtype=np.uint16))  # 4-D: refused before any network traffic
+    proc = subprocess.run(
+        [sys.executable, "-m", "livedenoise.clients.cli", "stream", str(movie), "--to", "tcp://127.0.0.1:1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "m.npy" in proc.stderr and "(3, 4, 5, 6)" in proc.stderr

@@ -117,10 +117,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     movie = read_movie(args.movie)
     config = _train_config(args)
     on_progress, done = _train_progress_printer("train")
-    _, spec = pipeline.train_and_export(movie, config, Path(args.out), progress=on_progress)
+    out = Path(args.out)
+    checkpoint = None if args.no_checkpoint else Path(args.checkpoint or out.with_suffix(".ckpt"))
+    _, spec = pipeline.train_and_export(movie, config, out, progress=on_progress, checkpoint_dir=checkpoint)
     done()
     w = spec.window
-    print(f"wrote {args.out}: method {spec.method}, window {w.before}+{w.out_frames}+{w.after} frames, latency {w.latency_frames} frames")
+    print(f"wrote {out}: method {spec.method}, window {w.before}+{w.out_frames}+{w.after} frames, latency {w.latency_frames} frames")
+    if checkpoint is not None:
+        print(f"wrote checkpoint {checkpoint}/ (safetensors weights + config)")
     return 0
 
 
@@ -242,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=["l1", "l2", "l1_l2"], help="default: the method's published loss")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--checkpoint", help="checkpoint folder (default: OUT with the suffix .ckpt)")
+    p.add_argument("--no-checkpoint", dest="no_checkpoint", action="store_true", help="write only the ONNX file")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("denoise", help="denoise a movie offline with the serving engine")

@@ -10,6 +10,7 @@ import torch
 from numpy.typing import NDArray
 
 from livedenoise.clients.model_spec import ModelSpec
+from livedenoise.models.checkpoint import save_checkpoint
 from livedenoise.models.config import TrainConfig
 from livedenoise.models.export import export_onnx
 from livedenoise.models.trainer import TrainProgress, TrainResult, fit
@@ -26,12 +27,18 @@ def train_and_export(
     *,
     device: torch.device | None = None,
     verify: bool = True,
+    checkpoint_dir: str | Path | None = None,
 ) -> tuple[TrainResult, ModelSpec]:
     """Train ``config.method`` on ``movie`` and export the served ONNX model to ``out_path``.
+
+    With ``checkpoint_dir`` the trained network is also saved there (safetensors + JSON, no pickle), so it
+    can be re-exported or evaluated later without retraining.
 
     See :func:`livedenoise.models.trainer.fit` (raises ``TrainingStopped`` when ``should_stop`` fires) and
     :func:`livedenoise.models.export.export_onnx` (verified against ONNX Runtime unless ``verify=False``).
     """
     result = fit(config, movie, device=device, progress=progress, should_stop=should_stop)
+    if checkpoint_dir is not None:
+        save_checkpoint(result, checkpoint_dir)
     spec = export_onnx(result, out_path, verify=verify)
     return result, spec

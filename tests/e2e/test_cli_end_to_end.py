@@ -50,6 +50,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_train_saves_a_pickle_free_checkpoint_beside_the_model(trained: Path) -> None:
+    from livedenoise.models.checkpoint import load_checkpoint
+
+    restored = load_checkpoint(trained / "model.ckpt")
+    assert restored.recipe.name == "deepcad_rt" and restored.config.patch_t == 8
+    assert sorted(p.suffix for p in (trained / "model.ckpt").iterdir()) == [".json", ".safetensors"]
+
+
 def test_simulate_writes_movie_and_ground_truth(trained: Path) -> None:
     noisy, clean = read_movie(trained / "noisy.tif"), read_movie(trained / "clean.tif")
     assert noisy.shape == clean.shape == (48, 37, 45)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -32,3 +35,17 @@ def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("LIVEDENOISE_API_TOKEN", "LIVEDENOISE_MODEL", "LIVEDENOISE_BIND"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def onnx_models() -> ModuleType:
+    """``tests/onnx_models.py`` (torch-free test models), imported by path: the suite runs with
+    ``--import-mode=importlib``, so the repository root is never on ``sys.path``."""
+    name = "livedenoise_tests_onnx_models"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "onnx_models.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -4,8 +4,6 @@ IngestService on random ports, a private LIVEDENOISE home, and tiny real ONNX mo
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,17 +23,6 @@ from livedenoise.server.ingest.service import IngestService
 from livedenoise.server.settings import ServerSettings
 
 
-def load_onnx_models() -> ModuleType:
-    """tests/onnx_models.py, imported by path (pytest runs with --import-mode=importlib)."""
-    name = "livedenoise_tests_onnx_models"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "onnx_models.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 class ThreadServer(uvicorn.Server):
@@ -66,9 +53,6 @@ def serve_in_thread(app: Any) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-@pytest.fixture
-def onnx_models() -> ModuleType:
-    return load_onnx_models()
 
 
 @pytest.fixture

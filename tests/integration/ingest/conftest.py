@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -20,21 +17,8 @@ from livedenoise.server.ingest.service import IngestService
 from livedenoise.server.settings import ServerSettings
 
 
-def load_onnx_models() -> ModuleType:
-    """Import ``tests/onnx_models.py`` by path (tests run with --import-mode=importlib)."""
-    name = "livedenoise_tests_onnx_models"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "onnx_models.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-@pytest.fixture(scope="session")
-def onnx_models() -> ModuleType:
-    return load_onnx_models()
 
 
 class Reply:

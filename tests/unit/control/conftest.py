@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,22 +11,8 @@ from livedenoise.clients.model_spec import WindowSpec
 from livedenoise.server.settings import ServerSettings
 
 
-def load_onnx_models() -> ModuleType:
-    """tests/onnx_models.py, imported by path (pytest runs with --import-mode=importlib)."""
-    name = "livedenoise_tests_onnx_models"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "onnx_models.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-@pytest.fixture
-def onnx_models() -> ModuleType:
-    return load_onnx_models()
 
 
 @pytest.fixture

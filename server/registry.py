@@ -13,7 +13,6 @@ embedded :class:`~livedenoise.clients.model_spec.ModelSpec` parses) before anyth
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,13 +26,13 @@ from typing import IO, Any
 
 from livedenoise.clients.model_spec import ModelSpec
 from livedenoise.server.errors import Conflict, InvalidModel, UnknownModel
+from livedenoise.server.spool import spooled
 
 __all__ = ["ModelRecord", "ModelRegistry", "validate_model_file", "MODEL_ID_PATTERN"]
 
 logger = logging.getLogger(__name__)
 
 MODEL_ID_PATTERN = re.compile(r"^m-[0-9a-f]{12}$")
-_CHUNK = 1 << 20
 _ACTIVE_FILE = "active.json"
 
 
@@ -122,21 +121,11 @@ class ModelRegistry:
 
     def add_stream(self, stream: IO[bytes], name: str | None = None, source: str = "") -> ModelRecord:
         """Copy ``stream`` to a temporary file while hashing it, validate it, then rename it into place."""
-        fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", suffix=".onnx", dir=self.models_dir)
-        tmp = Path(tmp_name)
-        try:
-            digest = hashlib.sha256()
-            size = 0
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-            if size == 0:
+        with spooled(stream, self.models_dir, suffix=".onnx") as upload:
+            if upload.size == 0:
                 raise InvalidModel("model file is empty")
-            spec = validate_model_file(tmp)
-            sha = digest.hexdigest()
-            model_id = "m-" + sha[:12]
+            spec = validate_model_file(upload.path)
+            model_id = "m-" + upload.sha256[:12]
             with self._lock:
                 existing = self._read_record(model_id)
                 if existing is not None and self.path_of(model_id).is_file():
@@ -146,18 +135,16 @@ class ModelRegistry:
                     id=model_id,
                     name=name or (Path(source).stem if source else spec.method),
                     filename=f"{model_id}.onnx",
-                    size=size,
-                    sha256=sha,
+                    size=upload.size,
+                    sha256=upload.sha256,
                     spec=json.loads(spec.to_json()),
                     created=_now(),
                     source=source,
                 )
-                os.replace(tmp, self.models_dir / record.filename)
+                os.replace(upload.path, self.models_dir / record.filename)
                 self._write_json(self.models_dir / f"{model_id}.json", record.to_dict())
-            logger.info("registered model %s (%s, %d bytes, method %s)", model_id, record.name, size, spec.method)
+            logger.info("registered model %s (%s, %d bytes, method %s)", model_id, record.name, upload.size, spec.method)
             return record
-        finally:
-            tmp.unlink(missing_ok=True)
 
     # ---- reading ------------------------------------------------------------------------------------
     def list(self) -> list[ModelRecord]:

@@ -7,16 +7,15 @@ resolved with symlinks followed, so neither ``..`` nor a symlink can reach outsi
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from livedenoise.server.errors import InvalidRequest
+from livedenoise.server.spool import spooled
 
 __all__ = ["DataRecord", "TrainingData", "MOVIE_SUFFIXES"]
 
@@ -24,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 MOVIE_SUFFIXES = (".npy", ".tif", ".tiff")
 _UPLOAD_ID = re.compile(r"^d-[0-9a-f]{12}$")
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -82,23 +80,13 @@ class TrainingData:
         if suffix not in MOVIE_SUFFIXES:
             raise InvalidRequest(f"uploaded file {filename!r} must end in one of {list(MOVIE_SUFFIXES)}")
         self.uploads.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=self.uploads)
-        try:
-            digest = hashlib.sha256()
-            size = 0
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-            if size == 0:
+        with spooled(stream, self.uploads, suffix=suffix) as upload:
+            if upload.size == 0:
                 raise InvalidRequest(f"uploaded file {filename!r} is empty")
-            sha = digest.hexdigest()
+            size, sha = upload.size, upload.sha256
             data_id = "d-" + sha[:12]
             final = self.uploads / f"{data_id}{suffix}"
             if not final.exists():
-                os.replace(tmp_name, final)
+                os.replace(upload.path, final)
                 logger.info("stored training data %s (%s, %d bytes)", data_id, filename, size)
-        finally:
-            Path(tmp_name).unlink(missing_ok=True)
         return DataRecord(id=data_id, path=str(final.relative_to(self.root)), size=size, sha256=sha)

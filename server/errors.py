@@ -6,6 +6,7 @@
      ├── UnknownModel (LookupError)        no model with that id
      ├── UnknownJob (LookupError)          no job with that id
      ├── InvalidRequest (ValueError)       a REST request is well-formed JSON but asks for something impossible
+ │    └── UploadTooLarge                an upload is larger than LIVEDENOISE_MAX_UPLOAD_BYTES
      ├── Conflict (RuntimeError)           the request clashes with current state (e.g. delete the active model)
      ├── EngineError (RuntimeError)        the engine failed to load or run
      └── IngestUnavailable (ConnectionError) the ingest process did not answer on its control channel
@@ -22,6 +23,7 @@ __all__ = [
     "UnknownModel",
     "UnknownJob",
     "InvalidRequest",
+    "UploadTooLarge",
     "Conflict",
     "EngineError",
     "IngestUnavailable",
@@ -62,6 +64,11 @@ class UnknownJob(LiveDenoiseError, LookupError):
 class InvalidRequest(LiveDenoiseError, ValueError):
     code = "invalid_request"
     http_status = 422
+
+
+class UploadTooLarge(InvalidRequest):
+    code = "upload_too_large"
+    http_status = 413
 
 
 class Conflict(LiveDenoiseError, RuntimeError):

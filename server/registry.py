@@ -99,8 +99,9 @@ def _first_line(exc: BaseException) -> str:
 class ModelRegistry:
     """Validated models in ``models_dir``; thread-safe (one lock around every change)."""
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, *, max_bytes: int | None = None) -> None:
         self.models_dir = Path(models_dir)
+        self.max_bytes = max_bytes
         self.models_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
 
@@ -121,7 +122,7 @@ class ModelRegistry:
 
     def add_stream(self, stream: IO[bytes], name: str | None = None, source: str = "") -> ModelRecord:
         """Copy ``stream`` to a temporary file while hashing it, validate it, then rename it into place."""
-        with spooled(stream, self.models_dir, suffix=".onnx") as upload:
+        with spooled(stream, self.models_dir, suffix=".onnx", max_bytes=self.max_bytes) as upload:
             if upload.size == 0:
                 raise InvalidModel("model file is empty")
             spec = validate_model_file(upload.path)

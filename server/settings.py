@@ -46,6 +46,7 @@ class ServerSettings(BaseSettings):
     max_batch: int = Field(8, gt=0, description="windows per engine call, across streams of one shape")
     live_max_backlog_frames: int = Field(32, gt=0, description="live mode: frames waiting before the oldest window is dropped")
     max_buffered_frames: int = Field(4096, gt=0, description="lossless mode: frames held per stream before refusing")
+    max_upload_bytes: int = Field(8 * 1024**3, gt=0, description="largest model or training-movie upload")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads (0 = runtime default)")
     data_root: Path | None = Field(None, description="training data is read from here only (default: HOME/data)")
     api_token: str | None = Field(None, description="bearer token for mutating endpoints; required off loopback")

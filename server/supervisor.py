@@ -281,7 +281,7 @@ def serve(settings: ServerSettings) -> None:
 
     configure_logging(settings)
     settings.ensure_dirs()
-    registry = ModelRegistry(settings.models_dir)
+    registry = ModelRegistry(settings.models_dir, max_bytes=settings.max_upload_bytes)
     initial = registry.add_path(settings.model).id if settings.model is not None else None
 
     # SIGTERM behaves like Ctrl-C from here on: unwind into the `finally` below. While uvicorn runs it

@@ -51,7 +51,7 @@ def create_app(
         started and closed (running jobs stopped) with the app's lifespan; an injected one is the caller's.
     """
     settings.ensure_dirs()
-    registry = registry or ModelRegistry(settings.models_dir)
+    registry = registry or ModelRegistry(settings.models_dir, max_bytes=settings.max_upload_bytes)
     owns_jobs = jobs is None
     holder: dict[str, Runtime] = {}
 

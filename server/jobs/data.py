@@ -39,8 +39,9 @@ class DataRecord:
 class TrainingData:
     """The data root: resolves what a job may read and stores uploads."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_bytes: int | None = None) -> None:
         self.root = Path(root)
+        self.max_bytes = max_bytes
         self.root.mkdir(parents=True, exist_ok=True)
         self.uploads = self.root / "uploads"
 
@@ -80,7 +81,7 @@ class TrainingData:
         if suffix not in MOVIE_SUFFIXES:
             raise InvalidRequest(f"uploaded file {filename!r} must end in one of {list(MOVIE_SUFFIXES)}")
         self.uploads.mkdir(parents=True, exist_ok=True)
-        with spooled(stream, self.uploads, suffix=suffix) as upload:
+        with spooled(stream, self.uploads, suffix=suffix, max_bytes=self.max_bytes) as upload:
             if upload.size == 0:
                 raise InvalidRequest(f"uploaded file {filename!r} is empty")
             size, sha = upload.size, upload.sha256

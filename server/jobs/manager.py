@@ -72,7 +72,7 @@ class JobManager:
         self.registry = registry
         self.backend: JobBackend = backend or LocalBackend(settings.jobs_dir)
         self.store = store or JobStore(settings.jobs_db)
-        self.data = TrainingData(settings.resolved_data_root)
+        self.data = TrainingData(settings.resolved_data_root, max_bytes=settings.max_upload_bytes)
         self.on_activate = on_activate
         self.max_running = max_running
         self.poll_interval_s = poll_interval_s

@@ -158,3 +158,14 @@ def test_hot_swap_through_the_api_while_a_stream_runs(client: ControlClient, mod
     assert 60 <= switch < 300, "the swap happened mid-stream"
     assert frame_models[:switch] == [first.id] * switch and frame_models[switch:] == [second.id] * (300 - switch)
     assert client.status()["model"]["id"] == second.id
+
+
+def test_upload_over_the_limit_is_413(settings, serve_app, model_file) -> None:
+    from livedenoise.server.api.app import create_app
+
+    small = settings.model_copy(update={"max_upload_bytes": 64})
+    with serve_app(create_app(small)) as url, ControlClient(url) as client:
+        with pytest.raises(ControlError) as excinfo:
+            client.upload_model(model_file(seed=5))
+        assert excinfo.value.status == 413 and excinfo.value.code == "upload_too_large"
+        assert client.models() == []

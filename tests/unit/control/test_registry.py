@@ -129,3 +129,16 @@ def test_unknown_ids(tmp_path: Path) -> None:
             registry.delete(bad)
     with pytest.raises(UnknownModel):
         registry.set_active("m-000000000000")
+
+
+def test_upload_over_the_size_limit_is_refused_and_nothing_kept(tmp_path: Path, model_file) -> None:
+    from livedenoise.server.errors import UploadTooLarge
+
+    source = model_file(seed=4)
+    registry = ModelRegistry(tmp_path / "models", max_bytes=source.stat().st_size - 1)
+
+    with pytest.raises(UploadTooLarge, match="limit of"):
+        registry.add_path(source)
+
+    assert registry.list() == [] and _files(tmp_path / "models") == []
+    assert ModelRegistry(tmp_path / "models", max_bytes=source.stat().st_size).add_path(source).size == source.stat().st_size

@@ -75,3 +75,14 @@ def test_upload_is_stored_by_content_and_resolvable(data: TrainingData) -> None:
     assert len(list(data.uploads.iterdir())) == 1
     with pytest.raises(InvalidRequest, match="must end in"):
         data.store_upload(io.BytesIO(b"x"), "evil.sh")
+
+
+def test_upload_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    import io
+
+    from livedenoise.server.errors import UploadTooLarge
+
+    data = TrainingData(tmp_path / "root", max_bytes=10)
+    with pytest.raises(UploadTooLarge, match="limit of 10 bytes"):
+        data.store_upload(io.BytesIO(b"x" * 11), "movie.npy")
+    assert list((tmp_path / "root" / "uploads").iterdir()) == []

@@ -29,13 +29,14 @@ from livedenoise.clients.stream import StreamClient
 from livedenoise.models.config import TrainConfig
 from livedenoise.models.pipeline import train_and_export
 from livedenoise.models.synthetic import simulate_calcium_movie
+from livedenoise.server.engine.base import Engine
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.engine.offline import denoise_movie
 from livedenoise.server.ingest.service import IngestService
 from livedenoise.server.settings import ServerSettings
 
 
-def _offline_fps(engine, movie: np.ndarray, batch: int) -> float:  # type: ignore[no-untyped-def]
+def _offline_fps(engine: Engine, movie: np.ndarray, batch: int) -> float:
     t0 = time.perf_counter()
     denoise_movie(engine, movie, batch_size=batch)
     return movie.shape[0] / (time.perf_counter() - t0)

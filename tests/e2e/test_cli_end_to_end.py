@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +24,6 @@ from livedenoise.clients.movie_io import read_movie
 pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "livedenoise.clients.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -66,12 +60,12 @@ def test_simulate_writes_movie_and_ground_truth(trained: Path) -> None:
     assert params["seed"] == 3
 
 
-def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path) -> None:
+def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path, free_port: Callable[[], int]) -> None:
     _run("denoise", str(trained / "noisy.tif"), "--model", str(trained / "model.onnx"), "--out", str(tmp_path / "offline.tif"))
     offline = read_movie(tmp_path / "offline.tif")
     assert offline.shape == (48, 37, 45) and offline.dtype == np.float32
 
-    ports = {name: _free_port() for name in ("zmq", "pub", "http", "control")}
+    ports = {name: free_port() for name in ("zmq", "pub", "http", "control")}
     server = subprocess.Popen(
         [
             *CLI, "serve", "--model", str(trained / "model.onnx"), "--home", str(tmp_path / "home"),

@@ -11,9 +11,11 @@ import torch
 from livedenoise.clients.model_spec import METADATA_KEY, ModelSpec
 from livedenoise.models.checkpoint import load_checkpoint, save_checkpoint
 from livedenoise.models.export import export_onnx
-from livedenoise.models.inference import denoise_movie, onnx_runner, torch_runner
 from livedenoise.models.synthetic import SyntheticMovie
 from livedenoise.models.trainer import TrainResult
+from livedenoise.server.engine.base import PreparedEngine
+from livedenoise.server.engine.loader import load_engine
+from livedenoise.server.engine.offline import denoise_movie
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +77,21 @@ def test_sliding_window_inference_onnx_equals_torch(
 ) -> None:
     path, spec = exported
     movie = tiny_movie.noisy[:21, :30, :26]  # neither T nor H, W are multiples
-    module = tiny_result.recipe.export_module(tiny_result.network, spec.window)
-    a = denoise_movie(movie, spec.window, spec.normalization, onnx_runner(path))
-    b = denoise_movie(movie, spec.window, spec.normalization, torch_runner(module))
+    module = tiny_result.recipe.export_module(tiny_result.network, spec.window).eval()
+
+    class TorchRunner:
+        """The torch module as a serving backend, so both runs share the server's one windowing path."""
+
+        provider = "torch"
+
+        def run(self, x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return module(torch.from_numpy(x)).numpy()
+
+        def close(self) -> None:
+            pass
+
+    a = denoise_movie(load_engine(path, model_id="onnx"), movie, batch_size=2)
+    b = denoise_movie(PreparedEngine(TorchRunner(), spec, "torch"), movie, batch_size=2)
     assert a.shape == movie.shape and a.dtype == np.float32
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * float(np.abs(b).max()))

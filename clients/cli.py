@@ -94,16 +94,34 @@ def _train_progress_printer(label: str) -> tuple[Callable[[Any], None], Callable
     bar = ProgressBar(label)
 
     def on_progress(p: Any) -> None:
-        note = f"epoch {p.epoch}/{p.epochs} loss {p.loss:.4f}" if getattr(p, "loss", None) is not None else ""
+        epoch = f"epoch {p.epoch}/{p.epochs}" if getattr(p, "epochs", None) else f"epoch {p.epoch}"
+        note = f"{epoch} loss {p.loss:.4f}" if getattr(p, "loss", None) is not None else ""
+        if getattr(p, "val_gain_db", None) is not None:
+            note += f" held-out {p.val_gain_db:+.2f} dB"
         bar.update(float(p.fraction), note)
 
     return on_progress, bar.close
 
 
+def _parse_param(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with a JSON value (``bs_size=3``, ``unet_channels=[16,32,64]``) or a bare string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--param needs KEY=VALUE (e.g. bs_size=3), got {text!r}")
+    try:
+        return key.strip().replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip().replace("-", "_"), value
+
+
+_TRAIN_OPTIONS = ("time_budget_s", "epochs", "patch_t", "patch_xy", "batch_size", "patches_per_epoch", "lr", "loss",
+                  "seed", "device", "validation_frames")
+
+
 def _train_config(args: argparse.Namespace) -> Any:
     config_mod = _require("train", "livedenoise.models.config")
-    fields: dict[str, Any] = {"method": args.method}
-    for name in ("epochs", "patch_t", "patch_xy", "batch_size", "patches_per_epoch", "lr", "loss", "seed", "device"):
+    fields: dict[str, Any] = {"method": args.method, **dict(args.params or [])}
+    for name in _TRAIN_OPTIONS:
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
@@ -114,17 +132,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     pipeline = _require("train", "livedenoise.models.pipeline")
     from livedenoise.clients.movie_io import read_movie
 
+    config = _train_config(args)  # validated before the movie is read
     movie = read_movie(args.movie)
-    config = _train_config(args)
-    on_progress, done = _train_progress_printer("train")
+    on_progress, done = _train_progress_printer(f"train {config.method}")
     out = Path(args.out)
     checkpoint = None if args.no_checkpoint else Path(args.checkpoint or out.with_suffix(".ckpt"))
-    _, spec = pipeline.train_and_export(movie, config, out, progress=on_progress, checkpoint_dir=checkpoint)
+    result, spec = pipeline.train_and_export(movie, config, out, progress=on_progress, checkpoint_dir=checkpoint)
     done()
     w = spec.window
-    print(f"wrote {out}: method {spec.method}, window {w.before}+{w.out_frames}+{w.after} frames, latency {w.latency_frames} frames")
+    print(f"wrote {out}: method {spec.method}, window {w.before}+{w.out_frames}+{w.after} frames, "
+          f"latency {w.latency_frames} frames, trained {result.elapsed_s:.0f} s ({result.steps} steps)")
     if checkpoint is not None:
         print(f"wrote checkpoint {checkpoint}/ (safetensors weights + config)")
+    if result.validation is not None:
+        print(result.validation.summary())
+    else:
+        print("no held-out score: the movie is too short to hold frames out (48 frames or more are needed)")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from livedenoise.clients.methods_table import methods_table
+
+    catalogue = _require("methods", "livedenoise.models.catalogue")
+    print(methods_table(catalogue, count_parameters=not args.no_parameters, markdown=args.markdown))
     return 0
 
 
@@ -235,20 +266,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a self-supervised model on a movie and export ONNX")
     p.add_argument("movie", help=".tif/.tiff/.npy, [T, Y, X]")
-    p.add_argument("--method", default="deepcad_rt")
+    p.add_argument("--method", default="deepcad_rt", help="a registered method (livedenoise methods)")
     p.add_argument("--out", required=True, help="ONNX file to write")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--patch-t", dest="patch_t", type=int)
-    p.add_argument("--patch", "--patch-xy", dest="patch_xy", type=int)
+    p.add_argument("--time-budget", dest="time_budget_s", type=float,
+                   help="training seconds (default: the method's, the plateau on a 2-core CPU for ~600 frames of 128x128)")
+    p.add_argument("--epochs", type=int, help="a fixed number of epochs instead of the time budget")
+    p.add_argument("--patches-per-epoch", dest="patches_per_epoch", type=int, help="patches between validations")
+    p.add_argument("--patch-t", dest="patch_t", type=int, help="frames per stack (3-D methods)")
+    p.add_argument("--patch", "--patch-xy", dest="patch_xy", type=int, help="training crop in pixels")
     p.add_argument("--batch-size", dest="batch_size", type=int)
-    p.add_argument("--patches-per-epoch", dest="patches_per_epoch", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--loss", choices=["l1", "l2", "l1_l2"], help="default: the method's published loss")
+    p.add_argument("--lr", type=float, help="learning rate (default: the method's)")
+    p.add_argument("--loss", choices=["l1", "l2", "l1_l2"], help="training loss, for methods that offer a choice")
+    p.add_argument("--validation-frames", dest="validation_frames", type=int,
+                   help="frames held out at the end for the held-out score (default auto; 0 = none)")
+    p.add_argument("--param", dest="params", action="append", type=_parse_param, metavar="KEY=VALUE",
+                   help="any field of the method's config, e.g. --param bs_size=3 (repeatable)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--checkpoint", help="checkpoint folder (default: OUT with the suffix .ckpt)")
     p.add_argument("--no-checkpoint", dest="no_checkpoint", action="store_true", help="write only the ONNX file")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("methods", help="list the registered methods: family, window, latency, parameters, paper")
+    p.add_argument("--markdown", action="store_true", help="a Markdown table")
+    p.add_argument("--no-parameters", dest="no_parameters", action="store_true", help="skip counting parameters (no torch)")
+    p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("denoise", help="denoise a movie offline with the serving engine")
     p.add_argument("movie")

@@ -78,6 +78,7 @@ class JobInfo:
     model_id: str | None = None
     activated: bool = False
     error: str | None = None
+    validation: dict[str, Any] | None = None  # held-out score beside the best classical filter's
 
     @property
     def done(self) -> bool:

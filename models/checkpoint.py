@@ -12,14 +12,15 @@ from safetensors.torch import load_file, save_file
 
 from livedenoise.clients.model_spec import Normalization, WindowSpec
 from livedenoise.models.config import TrainConfig
-from livedenoise.models.recipes import get_recipe
+from livedenoise.models.recipes import recipe_for
 from livedenoise.models.trainer import TrainResult
+from livedenoise.models.validation import ValidationReport
 
 __all__ = ["CHECKPOINT_FORMAT", "WEIGHTS_NAME", "META_NAME", "save_checkpoint", "load_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 WEIGHTS_NAME = "model.safetensors"
 META_NAME = "checkpoint.json"
 
@@ -42,6 +43,8 @@ def save_checkpoint(result: TrainResult, directory: str | Path) -> Path:
         "steps": result.steps,
         "elapsed_s": result.elapsed_s,
         "stopped_early": result.stopped_early,
+        "validation": asdict(result.validation) if result.validation is not None else None,
+        "val_history": list(result.val_history),
     }
     (out / META_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True))
     logger.info("checkpoint written to %s", out)
@@ -66,8 +69,10 @@ def load_checkpoint(directory: str | Path) -> TrainResult:
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {meta.get('format')!r} is not supported (expected {CHECKPOINT_FORMAT})")
     config = TrainConfig(**meta["config"])
-    recipe = get_recipe(meta["method"])
-    model = recipe.build_model(config)
+    if config.method != meta.get("method"):
+        raise ValueError(f"checkpoint {src} names method {meta.get('method')!r} but its config is for {config.method!r}")
+    recipe = recipe_for(config.method_config)
+    model = recipe.build_model()
     try:
         model.load_state_dict(load_file(str(src / WEIGHTS_NAME)), strict=True)
     except RuntimeError as exc:
@@ -84,4 +89,6 @@ def load_checkpoint(directory: str | Path) -> TrainResult:
         steps=int(meta.get("steps", 0)),
         elapsed_s=float(meta.get("elapsed_s", 0.0)),
         stopped_early=bool(meta.get("stopped_early", False)),
+        validation=ValidationReport(**meta["validation"]) if meta.get("validation") else None,
+        val_history=[float(x) for x in meta.get("val_history", [])],
     )

@@ -1,6 +1,10 @@
-"""``TrainConfig``: everything one training run needs, validated at the boundary (pydantic v2).
+"""``TrainConfig``: one training run, validated at the boundary (pydantic v2), torch-free.
 
-Torch-free (the server validates training-job configs with it).
+It holds what every method shares (budget, optimiser, seed, device, validation) and the method's own
+config (``method_config``, one of :data:`livedenoise.models.catalogue.AnyMethodConfig`). It is written and
+read **flat**: ``TrainConfig(method="support", bs_size=3, lr=1e-3)`` routes ``bs_size`` to SUPPORT's config
+and ``lr`` to the shared fields; a field neither knows is refused with the lists of both. The server
+validates training jobs with it before anything runs.
 """
 
 from __future__ import annotations
@@ -9,52 +13,63 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from livedenoise.models.windows import default_window
+from livedenoise.clients.model_spec import WindowSpec
+from livedenoise.models.catalogue import AnyMethodConfig, MethodConfig, config_fields, method_info
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "DEFAULT_METHOD"]
 
-
-def _nearest_multiples(value: int, multiple: int) -> str:
-    lo = max(multiple, value // multiple * multiple)
-    hi = lo + multiple if lo <= value else lo
-    return f"{lo} or {hi}" if lo != hi else f"{lo}"
+DEFAULT_METHOD = "deepcad_rt"
 
 
 class TrainConfig(BaseModel):
-    """A training run: method, patch geometry, optimiser, schedule, network size, device, window.
+    """A training run.
 
-    The defaults are the settings measured best for a short CPU run (DeepCAD-RT recipe; lr 1e-3 with
-    cosine decay: the published 5e-5 is what makes the reference slow, METHODS.md 3.2; 16x32x32 patches
-    in batches of 8, since oneDNN runs small 3-D patches several times faster per voxel than 32x64x64).
+    Schedule: by default training runs for the method's time budget (``time_budget_s``, the plateau on a
+    2-core CPU for a ~600-frame 128x128 movie), validating once per epoch of ``patches_per_epoch`` patches
+    and keeping the best model; ``epochs`` fixes the length instead (reproducible runs), and with both set
+    whichever ends first wins. The learning rate decays (cosine) over the run.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: str = Field("deepcad_rt", description="recipe name (livedenoise.models.windows.known_methods())")
-    patch_t: int = Field(16, ge=4, description="frames per network input after the sampler (DeepCAD: after the odd/even split)")
-    patch_xy: int = Field(32, ge=4, description="patch height and width in pixels")
-    batch_size: int = Field(8, ge=1)
-    epochs: int = Field(5, ge=1)
-    patches_per_epoch: int = Field(120, ge=1, description="patches drawn per epoch; steps = ceil(patches / batch_size)")
-    lr: float = Field(1e-3, gt=0, le=1)
-    loss: Literal["l1", "l2", "l1_l2"] | None = Field(
-        None,
-        description="training loss; None = the recipe's published loss. 'l2' estimates the mean: at a few photons "
-        "per pixel the L1 term pulls towards the lower Poisson median",
+    method_config: AnyMethodConfig
+    time_budget_s: float | None = Field(
+        None, gt=0, le=7 * 24 * 3600, description="training seconds (default: the method's, unless epochs is set)"
     )
+    epochs: int | None = Field(None, ge=1, le=1_000_000, description="fixed number of epochs instead of a budget")
+    patches_per_epoch: int | None = Field(None, ge=1, description="patches per epoch (one validation each); default: the method's")
+    lr: float | None = Field(None, gt=0, le=1, description="Adam learning rate; default: the method's")
     betas: tuple[float, float] = (0.5, 0.999)
-    lr_schedule: Literal["constant", "cosine"] = Field(
-        "cosine", description="cosine: decay lr to ~0 over the run (steps, or time_limit_s if it ends first)"
+    lr_schedule: Literal["constant", "cosine"] = Field("cosine", description="cosine: decay lr to 2% over the run")
+    validation_frames: int | None = Field(
+        None, ge=0, description="frames held out at the end of the movie for validation (default: auto; 0: none)"
     )
+    early_stopping: bool = Field(True, description="stop when validation stops improving (after half the run)")
+    augment: bool = Field(True, description="random dihedral (rotation/flip) augmentation when the method allows it")
     seed: int = Field(0, ge=0)
-    base_channels: int = Field(16, ge=1, le=256)
-    levels: int = Field(3, ge=1, le=6)
-    augment: bool = Field(True, description="random dihedral (rotation/flip) augmentation when the recipe allows it")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    time_limit_s: float | None = Field(None, gt=0, description="stop training after this many seconds (then export)")
-    window_before: int | None = Field(None, ge=0, description="override the recipe's default frames of past context")
-    window_after: int | None = Field(None, ge=0, description="override the recipe's default frames of future context")
-    window_out_frames: int | None = Field(None, ge=1, description="override the recipe's default output frames per call")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _route_flat_fields(cls, data: Any) -> Any:
+        """Accept the flat form: the method's fields beside the shared ones."""
+        if not isinstance(data, dict) or "method_config" in data:
+            return data
+        data = dict(data)
+        name = data.pop("method", DEFAULT_METHOD)
+        if isinstance(name, MethodConfig):
+            return {**data, "method_config": name}
+        info = method_info(str(name))
+        own = config_fields(info.name)
+        shared = set(cls.model_fields) - {"method_config"}
+        unknown = sorted(set(data) - shared - set(own))
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(map(repr, unknown))} for method {info.name!r}; its fields: "
+                f"{', '.join(sorted(own))}; shared fields: {', '.join(sorted(shared))}"
+            )
+        method = {"method": info.name, **{k: data.pop(k) for k in list(data) if k in own}}
+        return {**data, "method_config": method}
 
     @field_validator("betas")
     @classmethod
@@ -63,38 +78,30 @@ class TrainConfig(BaseModel):
             raise ValueError(f"betas must both be in [0, 1), got {v}; the DeepCAD default is (0.5, 0.999)")
         return v
 
-    @field_validator("patch_t")
-    @classmethod
-    def _check_patch_t(cls, v: int) -> int:
-        if v % 4:
-            raise ValueError(
-                f"patch_t={v} is not a multiple of 4 (the default window splits it into quarters); "
-                f"use {_nearest_multiples(v, 4)}"
-            )
-        return v
+    # -- resolved values ---------------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        return self.method_config.method
 
     @property
-    def size_multiple(self) -> int:
-        """Spatial (and, for 3-D networks, temporal) multiple the U-Net needs: ``2**(levels-1)``."""
-        return int(2 ** (self.levels - 1))
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else type(self.method_config).default_lr
 
-    @model_validator(mode="after")
-    def _check_geometry(self) -> TrainConfig:
-        m = self.size_multiple
-        if self.patch_xy % m:
-            raise ValueError(
-                f"patch_xy={self.patch_xy} is not a multiple of {m} (2**(levels-1) for levels={self.levels}); "
-                f"use patch_xy={_nearest_multiples(self.patch_xy, m)} or fewer levels"
-            )
-        if self.patch_t % m:
-            raise ValueError(
-                f"patch_t={self.patch_t} is not a multiple of {m} (2**(levels-1) for levels={self.levels}); "
-                f"use patch_t={_nearest_multiples(self.patch_t, m)} or fewer levels"
-            )
-        # Torch-free check of the method name and its window (the server validates job configs too).
-        default_window(self)
-        return self
+    @property
+    def epoch_patches(self) -> int:
+        return self.patches_per_epoch or type(self.method_config).default_patches_per_epoch
+
+    @property
+    def budget_s(self) -> float | None:
+        """Seconds of training: the explicit budget, else the method's unless ``epochs`` fixes the length."""
+        if self.time_budget_s is not None:
+            return self.time_budget_s
+        return None if self.epochs is not None else type(self.method_config).default_time_budget_s
+
+    def window(self) -> WindowSpec:
+        return self.method_config.window()
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The config as a JSON-able dict (round-trips through ``TrainConfig(**d)``)."""
-        return self.model_dump(mode="json")
+        """The flat JSON-able form (round-trips through ``TrainConfig(**d)``)."""
+        shared = self.model_dump(mode="json", exclude={"method_config"})
+        return {**self.method_config.model_dump(mode="json"), **shared}

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PatchShape", "check_movie", "fit_patch_shape", "sample_patches", "movie_digest"]
+from livedenoise.clients.windowing import reflect_position
+
+if TYPE_CHECKING:
+    from livedenoise.models.recipes.base import TrainingWindow
+
+__all__ = ["PatchShape", "check_movie", "fit_training_window", "sample_patches", "movie_digest"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PatchShape:
-    """Patch geometry actually used: ``patch_t`` network frames from ``raw_t`` movie frames, ``h`` x ``w``."""
+    """A training window fitted to the movie: ``frames`` x ``h`` x ``w``, centred at slot ``centre`` (or not)."""
 
-    patch_t: int
-    raw_t: int
+    frames: int
     h: int
     w: int
+    centre: int | None = None
 
 
 def check_movie(movie: NDArray[Any]) -> NDArray[Any]:
@@ -38,59 +42,60 @@ def check_movie(movie: NDArray[Any]) -> NDArray[Any]:
     return arr
 
 
-def fit_patch_shape(
-    movie_shape: tuple[int, ...],
-    patch_t: int,
-    patch_xy: int,
-    multiple: int,
-    raw_frames: Callable[[int], int],
-) -> PatchShape:
-    """Clamp the requested patch to the movie, keeping every axis a multiple of ``multiple``.
-
-    ``raw_frames(t)`` is the sampler's count of movie frames needed for ``t`` network frames. The time
-    axis is clamped to the largest multiple of ``multiple`` whose raw frames fit the movie.
+def fit_training_window(window: TrainingWindow, movie_shape: tuple[int, ...]) -> PatchShape:
+    """Fit a recipe's :class:`TrainingWindow` to the movie: shorter stacks and smaller crops on small movies.
 
     Raises
     ------
     ValueError
-        The movie is shorter than ``raw_frames(multiple)`` frames or smaller than ``multiple`` pixels.
+        The movie is too short for the recipe's minimum or smaller than its spatial multiple; the message
+        names the minimum.
     """
     t_len, h_len, w_len = (int(s) for s in movie_shape)
-    min_frames = raw_frames(multiple)
-    if t_len < min_frames:
-        raise ValueError(
-            f"movie has {t_len} frames but training needs at least {min_frames} "
-            f"({multiple} network frames of {raw_frames(patch_t)} requested); record a longer movie"
-        )
-    if h_len < multiple or w_len < multiple:
-        raise ValueError(f"movie frames are {h_len}x{w_len} pixels but the network needs at least {multiple}x{multiple}")
-    t = patch_t
-    while raw_frames(t) > t_len:
-        t -= multiple
-    h = min(patch_xy, h_len // multiple * multiple)
-    w = min(patch_xy, w_len // multiple * multiple)
-    shape = PatchShape(patch_t=t, raw_t=raw_frames(t), h=h, w=w)
-    if (t, h, w) != (patch_t, patch_xy, patch_xy):
-        logger.warning(
-            "movie %s is smaller than the requested patch (t=%d, %dx%d): using t=%d, %dx%d",
-            movie_shape, patch_t, patch_xy, patch_xy, t, h, w,
+    frames = window.frames
+    if window.centre is None:  # consecutive frames inside the movie
+        if t_len < window.min_frames:
+            raise ValueError(
+                f"movie has {t_len} frames but training needs at least {window.min_frames} "
+                f"({window.frames} requested); record a longer movie"
+            )
+        while frames > t_len:
+            frames -= window.frames_multiple
+    m = window.spatial_multiple
+    if h_len < m or w_len < m:
+        raise ValueError(f"movie frames are {h_len}x{w_len} pixels but the network needs at least {m}x{m}")
+    h = min(window.size, h_len // m * m)
+    w = min(window.size, w_len // m * m)
+    shape = PatchShape(frames=frames, h=h, w=w, centre=window.centre)
+    if (frames, h, w) != (window.frames, window.size, window.size):
+        logger.info(
+            "movie %s is smaller than the training window (%d frames, %dx%d): using %d frames, %dx%d",
+            movie_shape, window.frames, window.size, window.size, frames, h, w,
         )
     return shape
 
 
-def sample_patches(
-    movie: NDArray[Any], n: int, raw_t: int, h: int, w: int, rng: np.random.Generator
-) -> NDArray[np.float32]:
-    """``n`` random ``[raw_t, h, w]`` crops of consecutive frames, float32 ``[n, raw_t, h, w]``."""
+def sample_patches(movie: NDArray[Any], n: int, shape: PatchShape, rng: np.random.Generator) -> NDArray[np.float32]:
+    """``n`` random crops of ``shape`` from ``movie``, float32 ``[n, frames, h, w]``.
+
+    With ``shape.centre`` set, each crop is the window around a uniformly drawn frame, mirrored at the movie's
+    ends like a served series; otherwise ``frames`` consecutive frames inside the movie.
+    """
     t_len, h_len, w_len = movie.shape
-    if raw_t > t_len or h > h_len or w > w_len:
-        raise ValueError(f"patch ({raw_t}, {h}, {w}) does not fit in movie {movie.shape}")
-    t0 = rng.integers(0, t_len - raw_t + 1, size=n)
-    y0 = rng.integers(0, h_len - h + 1, size=n)
-    x0 = rng.integers(0, w_len - w + 1, size=n)
-    out = np.empty((n, raw_t, h, w), dtype=np.float32)
+    if shape.h > h_len or shape.w > w_len or (shape.centre is None and shape.frames > t_len):
+        raise ValueError(f"patch ({shape.frames}, {shape.h}, {shape.w}) does not fit in movie {movie.shape}")
+    if shape.centre is None:
+        starts = rng.integers(0, t_len - shape.frames + 1, size=n)
+        frames = starts[:, None] + np.arange(shape.frames)[None, :]
+    else:
+        centres = rng.integers(0, t_len, size=n)
+        offsets = np.arange(shape.frames) - shape.centre
+        frames = np.array([[reflect_position(int(c + o), t_len) for o in offsets] for c in centres])
+    y0 = rng.integers(0, h_len - shape.h + 1, size=n)
+    x0 = rng.integers(0, w_len - shape.w + 1, size=n)
+    out = np.empty((n, shape.frames, shape.h, shape.w), dtype=np.float32)
     for i in range(n):
-        out[i] = movie[t0[i] : t0[i] + raw_t, y0[i] : y0[i] + h, x0[i] : x0[i] + w]
+        out[i] = movie[frames[i], y0[i] : y0[i] + shape.h, x0[i] : x0[i] + shape.w]
     return out
 
 

@@ -53,6 +53,7 @@ def _package_version() -> str:
 def build_spec(result: TrainResult) -> ModelSpec:
     """The :class:`ModelSpec` describing ``result`` (method, window, normalisation, provenance)."""
     recipe = result.recipe
+    network, network_config = recipe.network()
     return ModelSpec(
         method=recipe.name,
         window=result.window,
@@ -63,12 +64,18 @@ def build_spec(result: TrainResult) -> ModelSpec:
         train_data_digest=result.data_digest,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         extra={
-            "network": recipe.network,
-            "network_config": recipe.network_kwargs(result.config),
+            "network": network,
+            "network_config": network_config,
             "train_config": result.config.to_json_dict(),
-            "citation": recipe.citation,
+            "family": recipe.info.family,
+            "citation": recipe.info.citation,
+            "provisional": recipe.info.provisional,
             "train_steps": result.steps,
+            "train_seconds": round(result.elapsed_s, 1),
             "final_loss": result.history[-1] if result.history else None,
+            # The held-out score beside the best classical filter's (None: the movie was too short to hold
+            # frames out), so whoever serves the model can see whether it beats the filter.
+            "validation": result.validation.to_dict() if result.validation is not None else None,
         },
     )
 
@@ -181,7 +188,7 @@ def export_onnx(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     window = result.window
-    module = result.recipe.export_module(result.network, window).eval().cpu()
+    module = result.recipe.export_module(result.network).eval().cpu()
     spec = build_spec(result)
     t0 = time.monotonic()
     logger.info("exporting %s to %s (opset %d, %s exporter, window %s)", spec.method, out, opset, exporter, window)

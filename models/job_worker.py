@@ -8,7 +8,8 @@ The worker writes, in ``JOB_DIR``:
   ``{"event": "progress", "epoch", "epochs", "fraction" (0..1), "loss", "t"}`` (throttled to about one
   per second, plus every epoch end), ``{"event": "exporting", "t"}``, then ``{"event": "done", "t"}`` or
   ``{"event": "error", "error", "t"}``;
-- ``result.json``: ``{"output", "spec" (ModelSpec dict), "history"}`` and exit 0 on success;
+- ``result.json``: ``{"output", "spec" (ModelSpec dict), "history", "validation"}`` (the held-out score beside
+  the best classical filter's, or null for a movie too short to hold frames out) and exit 0 on success;
   ``{"error": message}`` and exit 1 on failure; ``{"error": ..., "cancelled": true}`` and exit 1 when
   stopped by SIGTERM (checked between training steps).
 """
@@ -65,7 +66,8 @@ class _Events:
         now = time.monotonic()
         if p.epoch_done or now - self._last >= _PROGRESS_INTERVAL_S:
             self._last = now
-            self.emit("progress", epoch=p.epoch, epochs=p.epochs, fraction=round(p.fraction, 6), loss=p.loss)
+            extra = {"val_gain_db": p.val_gain_db} if p.val_gain_db is not None else {}
+            self.emit("progress", epoch=p.epoch, epochs=p.epochs, fraction=round(p.fraction, 6), loss=p.loss, **extra)
 
     def close(self) -> None:
         self._fh.close()
@@ -109,7 +111,9 @@ def run_job(job_dir: str | Path, stop: threading.Event | None = None) -> int:
             events.emit("error", error=str(exc), cancelled=True)
             _write_result(job, {"error": f"cancelled: {exc}", "cancelled": True})
             return 1
-        _write_result(job, {"output": str(spec_doc["output"]), "spec": json.loads(spec.to_json()), "history": result.history})
+        validation = result.validation.to_dict() if result.validation is not None else None
+        _write_result(job, {"output": str(spec_doc["output"]), "spec": json.loads(spec.to_json()),
+                            "history": result.history, "validation": validation})
         events.emit("done")
         logger.info("job done: %s", spec_doc["output"])
         return 0

@@ -32,12 +32,16 @@ class SyntheticMovie:
     ----------
     noisy : uint16 ``[T, H, W]`` camera ADU.
     clean : float32 ``[T, H, W]`` noise-free expected ADU (same units as ``noisy``).
-    params : the JSON-able simulation parameters (enough to regenerate the movie).
+    params : the JSON-able simulation parameters (enough to regenerate the movie); ``params["kind"]`` names
+        the simulator (``"calcium"``, ``"voltage"``).
+    footprints : float32 ``[N, H, W]`` spatial footprint of each cell, peak 1 each, or ``None``. Per-cell
+        ground-truth traces are recovered from ``clean`` through them (see :mod:`livedenoise.models.traces`).
     """
 
     noisy: NDArray[np.uint16]
     clean: NDArray[np.float32]
     params: dict[str, Any] = field(default_factory=dict)
+    footprints: NDArray[np.float32] | None = None
 
 
 def _parse_size(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -71,7 +75,8 @@ def _footprints(rng: np.random.Generator, n: int, h: int, w: int, radius: float)
         body = np.exp(-(d2**1.5))
         nucleus = 1.0 - 0.3 * np.exp(-d2 / 0.25)
         out[k] = body * nucleus
-    out /= out.reshape(n, -1).max(axis=1)[:, None, None] + 1e-12
+    if n:  # reshape(0, -1) is ambiguous; n_neurons=0 is allowed
+        out /= out.reshape(n, -1).max(axis=1)[:, None, None] + 1e-12
     return out.reshape(n, h * w)
 
 
@@ -145,7 +150,8 @@ def simulate_calcium_movie(
     Returns
     -------
     SyntheticMovie
-        ``noisy`` uint16 ADU, ``clean`` float32 expected ADU, ``params``.
+        ``noisy`` uint16 ADU, ``clean`` float32 expected ADU, ``params`` (``kind="calcium"``) and the
+        ``[N, H, W]`` soma ``footprints``.
     """
     h, w = _parse_size(size)
     if frames < 1:
@@ -174,6 +180,7 @@ def simulate_calcium_movie(
     noisy = np.clip(np.rint(adu), 0, np.iinfo(np.uint16).max).astype(np.uint16).reshape(frames, h, w)
 
     params: dict[str, Any] = {
+        "kind": "calcium",
         "frames": frames,
         "height": h,
         "width": w,
@@ -193,4 +200,6 @@ def simulate_calcium_movie(
         "read_noise": float(read_noise),
     }
     logger.debug("simulated calcium movie %s", params)
-    return SyntheticMovie(noisy=noisy, clean=clean, params=params)
+    return SyntheticMovie(
+        noisy=noisy, clean=clean, params=params, footprints=footprints.reshape(n_neurons, h, w).copy()
+    )

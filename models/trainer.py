@@ -1,7 +1,14 @@
-"""The single training loop for every method: config + movie -> trained network (+ progress)."""
+"""The single training loop for every method: config + movie -> trained network (+ progress, validation).
+
+The loop knows nothing of any method: the recipe (:mod:`livedenoise.models.recipes`) says what to cut
+from the movie, computes the loss of a batch and builds the served graph. The loop owns the schedule
+(time budget or epochs, cosine learning rate), augmentation, held-out validation after every epoch, the
+best model so far and early stopping.
+"""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -16,16 +23,26 @@ from torch import nn
 
 from livedenoise.clients.model_spec import Normalization, WindowSpec
 from livedenoise.models.config import TrainConfig
-from livedenoise.models.data import check_movie, fit_patch_shape, movie_digest, sample_patches
+from livedenoise.models.data import check_movie, fit_training_window, movie_digest, sample_patches
 from livedenoise.models.device import resolve_device
-from livedenoise.models.losses import get_loss
 from livedenoise.models.normalization import fit_normalization
-from livedenoise.models.recipes import MethodRecipe, get_recipe
+from livedenoise.models.recipes.base import Recipe, recipe_for
 from livedenoise.models.sampling.augment import random_dihedral
+from livedenoise.models.validation import (
+    HeldoutFrames,
+    ValidationReport,
+    final_report,
+    heldout_frame_count,
+    model_gain_db,
+)
 
 __all__ = ["TrainProgress", "TrainResult", "TrainingStopped", "fit"]
 
 logger = logging.getLogger(__name__)
+
+#: Early stopping: validations without an improvement of at least MIN_DELTA_DB, once half the run is over.
+PATIENCE = 5
+MIN_DELTA_DB = 0.01
 
 
 class TrainingStopped(RuntimeError):
@@ -37,24 +54,26 @@ class TrainProgress:
     """One progress report: after each optimiser step and at the end of each epoch."""
 
     epoch: int  # 1-based epoch in progress
-    epochs: int
+    epochs: int | None  # None when the run is bounded by its time budget
     step: int  # 1-based step within the epoch
     steps: int
     fraction: float  # of the whole run, 0..1
     loss: float  # running mean loss of the current epoch
     elapsed_s: float
     epoch_done: bool = False
+    val_gain_db: float | None = None  # held-out score after this epoch (epoch_done reports only)
 
 
 @dataclass(frozen=True)
 class TrainResult:
     """A trained model and everything needed to export or checkpoint it.
 
-    ``network`` is the recipe-adapted model (``[B, T, H, W] -> [B, T', H, W]``), in eval mode on the CPU.
+    ``network`` is the recipe's trainable model at its best validation score (the last one without
+    validation), in eval mode on the CPU.
     """
 
     network: nn.Module
-    recipe: MethodRecipe
+    recipe: Recipe
     config: TrainConfig
     normalization: Normalization
     window: WindowSpec
@@ -62,7 +81,9 @@ class TrainResult:
     data_digest: str = ""
     steps: int = 0
     elapsed_s: float = 0.0
-    stopped_early: bool = False  # the time limit ended training before the last epoch
+    stopped_early: bool = False  # the budget, early stopping or the epoch count ended the run before its schedule
+    validation: ValidationReport | None = None
+    val_history: list[float] = field(default_factory=list)
 
 
 def _lr_factor(schedule: str, run_fraction: float) -> float:
@@ -71,6 +92,31 @@ def _lr_factor(schedule: str, run_fraction: float) -> float:
     # Cosine decay to 2% of the initial rate: averaging out the gradient noise at the end is worth
     # about as much as the extra steps in short CPU runs.
     return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(max(run_fraction, 0.0), 1.0)))
+
+
+class _Schedule:
+    """Where the run stands: by steps (``epochs``), by seconds (budget), or the first of both to end."""
+
+    def __init__(self, config: TrainConfig, steps_per_epoch: int) -> None:
+        self.epochs = config.epochs
+        self.budget_s = config.budget_s
+        self.total_steps = steps_per_epoch * config.epochs if config.epochs is not None else None
+        self.t0 = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def fraction(self, steps_done: int) -> float:
+        parts = []
+        if self.total_steps is not None:
+            parts.append(steps_done / self.total_steps)
+        if self.budget_s is not None:
+            parts.append(self.elapsed / self.budget_s)
+        return min(1.0, max(parts))
+
+    def out_of_time(self) -> bool:
+        return self.budget_s is not None and self.elapsed >= self.budget_s
 
 
 def fit(
@@ -85,7 +131,7 @@ def fit(
 
     Parameters
     ----------
-    config : the run; ``config.seed`` seeds torch, the patch sampler and the training-pair sampler.
+    config : the run; ``config.seed`` seeds torch, the patch sampler and the recipe's randomness.
     movie : the noisy movie; it is neither copied whole nor modified (patches are normalised on the fly).
     device : torch device; by default ``resolve_device(config.device)``.
     progress : called after every step and at each epoch end.
@@ -99,88 +145,118 @@ def fit(
         ``should_stop`` returned True.
     """
     movie = check_movie(movie)
-    recipe = get_recipe(config.method)
+    recipe = recipe_for(config.method_config)
     device = device if device is not None else resolve_device(config.device)
-    window = recipe.window(config)
-    sampler = recipe.sampler(config)
-    m = config.size_multiple
-    shape = fit_patch_shape(movie.shape, config.patch_t, config.patch_xy, m, sampler.raw_frames)
+    window = recipe.window()
     norm = fit_normalization(movie, recipe.normalization)
     digest = movie_digest(movie)
+    n_heldout = heldout_frame_count(movie.shape[0], config.validation_frames)
+    train_movie = movie[: movie.shape[0] - n_heldout]
+    heldout = HeldoutFrames.from_stretch(movie[train_movie.shape[0] :], train_movie.shape[0]) if n_heldout else None
+    shape = fit_training_window(recipe.training_window(), train_movie.shape)
     augment = config.augment and recipe.augmentation
-    loss_fn = get_loss(config.loss) if config.loss is not None else recipe.loss
+    batch = config.method_config.batch
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    model = recipe.build_model(config).to(device)
+    model = recipe.build_model().to(device)
     if device.type == "cpu" and any(isinstance(mod, nn.Conv3d) for mod in model.modules()):
         # oneDNN's 3-D convolutions (notably their backward) run markedly faster channels-last on CPU.
         model = model.to(memory_format=torch.channels_last_3d)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    export_view = recipe.export_module(model)
+    lr = config.learning_rate
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=config.betas)
 
-    steps = math.ceil(config.patches_per_epoch / config.batch_size)
-    total = steps * config.epochs
+    steps = math.ceil(config.epoch_patches / batch)
+    schedule = _Schedule(config, steps)
     logger.info(
-        "training %s on movie %s (%s) on %s: %d epochs x %d steps, batch %d, patch t=%d (raw %d) %dx%d, "
-        "%d parameters, normalisation %s offset=%.4g scale=%.4g",
-        recipe.name, movie.shape, movie.dtype, device, config.epochs, steps, config.batch_size,
-        shape.patch_t, shape.raw_t, shape.h, shape.w, sum(p.numel() for p in model.parameters()),
-        norm.kind, norm.offset, norm.scale,
+        "training %s on movie %s (%s) on %s: %s, %d steps of %d patches per epoch, patch %d frames %dx%d, "
+        "%d parameters, lr %.3g, normalisation %s, %s",
+        recipe.name, movie.shape, movie.dtype, device,
+        f"{config.epochs} epochs" if config.epochs else f"time budget {schedule.budget_s:.0f} s",
+        steps, batch, shape.frames, shape.h, shape.w, sum(p.numel() for p in model.parameters()), lr, norm.kind,
+        f"validation on the last {n_heldout} frames" if heldout else "no validation (movie too short)",
     )
     history: list[float] = []
-    t0 = time.monotonic()
+    val_history: list[float] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     done = 0
+    epoch = 0
     stopped_early = False
     model.train()
-    for epoch in range(1, config.epochs + 1):
+    while True:
+        epoch += 1
         losses: list[float] = []
         for step in range(1, steps + 1):
             if should_stop is not None and should_stop():
                 logger.info("training stopped at epoch %d step %d", epoch, step)
                 raise TrainingStopped(f"training of {recipe.name} was stopped at epoch {epoch}, step {step}")
-            if config.time_limit_s is not None and time.monotonic() - t0 >= config.time_limit_s:
+            if done and schedule.out_of_time():
                 stopped_early = True
                 break
-            run_fraction = done / total
-            if config.time_limit_s is not None:
-                run_fraction = max(run_fraction, (time.monotonic() - t0) / config.time_limit_s)
             for group in opt.param_groups:
-                group["lr"] = config.lr * _lr_factor(config.lr_schedule, run_fraction)
-            raw = sample_patches(movie, config.batch_size, shape.raw_t, shape.h, shape.w, rng)
-            batch = torch.from_numpy(norm.apply(raw))
+                group["lr"] = lr * _lr_factor(config.lr_schedule, schedule.fraction(done))
+            patches = torch.from_numpy(norm.apply(sample_patches(train_movie, batch, shape, rng)))
             if augment:
-                batch = random_dihedral(batch, gen)
-            pair = sampler(batch, gen)
-            inp, target = pair.input.to(device), pair.target.to(device)
-            mask = pair.mask.to(device) if pair.mask is not None else None
+                patches = random_dihedral(patches, gen)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inp), target, mask)
-            if not torch.isfinite(loss):
+            out = recipe.training_step(model, patches.to(device), gen)
+            if not torch.isfinite(out.loss):
                 raise FloatingPointError(
-                    f"loss became {loss.item()} at epoch {epoch} step {step}; lower lr (now {config.lr})"
+                    f"loss became {out.loss.item()} at epoch {epoch} step {step}; lower lr (now {lr})"
                 )
-            loss.backward()
+            out.loss.backward()
             opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(float(out.loss.detach()))
             done += 1
             if progress is not None:
-                progress(TrainProgress(epoch, config.epochs, step, steps, done / total, float(np.mean(losses)),
-                                       time.monotonic() - t0))
-        if losses:
-            history.append(float(np.mean(losses)))
-            logger.info("epoch %d/%d: loss %.5f (%.1f s)", epoch, config.epochs, history[-1], time.monotonic() - t0)
-            if progress is not None:
-                progress(TrainProgress(epoch, config.epochs, len(losses), steps,
-                                       1.0 if stopped_early else done / total, history[-1],
-                                       time.monotonic() - t0, epoch_done=True))
-        if stopped_early:
-            logger.info("time limit of %.1f s reached after %d steps", config.time_limit_s, done)
+                progress(TrainProgress(epoch, config.epochs, step, steps, schedule.fraction(done),
+                                       float(np.mean(losses)), schedule.elapsed))
+        if not losses:
+            break
+        history.append(float(np.mean(losses)))
+        gain = None
+        if heldout is not None:
+            gain = model_gain_db(export_view, norm, window, heldout, device)
+            model.train()
+            val_history.append(gain)
+            if best is None or gain > best[0] + MIN_DELTA_DB:
+                best = (gain, epoch, copy.deepcopy(model.state_dict()))
+        logger.info(
+            "epoch %s: loss %.5f%s (%.1f s)", f"{epoch}/{config.epochs}" if config.epochs else epoch, history[-1],
+            "" if gain is None else f", held-out gain {gain:+.2f} dB (best {best[0]:+.2f} dB, epoch {best[1]})"
+            if best else "", schedule.elapsed,
+        )
+        end = None
+        if config.epochs is not None and epoch >= config.epochs:
+            end = "epochs"
+        elif stopped_early or schedule.out_of_time():
+            end = f"time budget of {schedule.budget_s:.0f} s reached"
+        elif (
+            config.early_stopping and best is not None and epoch - best[1] >= PATIENCE
+            and schedule.fraction(done) >= 0.5
+        ):
+            end = f"early stop: no held-out improvement for {PATIENCE} epochs"
+        if progress is not None:
+            progress(TrainProgress(epoch, config.epochs, len(losses), steps,
+                                   1.0 if end else schedule.fraction(done), history[-1], schedule.elapsed,
+                                   epoch_done=True, val_gain_db=gain))
+        if end:
+            stopped_early = end != "epochs"
+            logger.info("training ends after epoch %d, %d steps, %.1f s: %s", epoch, done, schedule.elapsed, end)
             break
     if done == 0:
-        raise ValueError(f"no training step ran (time_limit_s={config.time_limit_s}); raise the time limit")
+        raise ValueError(f"no training step ran (time_budget_s={config.time_budget_s}); raise the budget")
+    report = None
+    if heldout is not None and best is not None:
+        model.load_state_dict(best[2])
+        report = final_report(best[0], heldout, best[1])
+        log = logger.info if report.beats_floor else logger.warning
+        log("%s", report.summary())
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)
     return TrainResult(
         network=model, recipe=recipe, config=config, normalization=norm, window=window, history=history,
-        data_digest=digest, steps=done, elapsed_s=time.monotonic() - t0, stopped_early=stopped_early,
+        data_digest=digest, steps=done, elapsed_s=schedule.elapsed, stopped_early=stopped_early,
+        validation=report, val_history=val_history,
     )

@@ -49,26 +49,47 @@ def make_act(kind: str) -> nn.Module:
 
 
 class DoubleConv(nn.Sequential):
-    """(conv 3 -> norm? -> act) twice."""
+    """(conv 3 -> norm? -> act) twice; the first conv outputs ``mid_ch`` channels (default ``out_ch``)."""
 
-    def __init__(self, dims: int, in_ch: int, out_ch: int, *, norm: str | None = None, act: str = "relu") -> None:
+    def __init__(
+        self,
+        dims: int,
+        in_ch: int,
+        out_ch: int,
+        *,
+        norm: str | None = None,
+        act: str = "relu",
+        mid_ch: int | None = None,
+    ) -> None:
         has_norm = (norm or "none") != "none"
+        mid = out_ch if mid_ch is None else mid_ch
+        if mid < 1:
+            raise ValueError(f"mid_ch must be >= 1, got {mid_ch}")
         super().__init__(
-            conv(dims, in_ch, out_ch, bias=not has_norm),
-            make_norm(norm, dims, out_ch),
+            conv(dims, in_ch, mid, bias=not has_norm),
+            make_norm(norm, dims, mid),
             make_act(act),
-            conv(dims, out_ch, out_ch, bias=not has_norm),
+            conv(dims, mid, out_ch, bias=not has_norm),
             make_norm(norm, dims, out_ch),
             make_act(act),
         )
 
 
 class Down(nn.Sequential):
-    """Max-pool by 2 in every axis, then :class:`DoubleConv`."""
+    """Max-pool by 2 in every axis, then :class:`DoubleConv` (``mid_ch`` as there)."""
 
-    def __init__(self, dims: int, in_ch: int, out_ch: int, *, norm: str | None = None, act: str = "relu") -> None:
+    def __init__(
+        self,
+        dims: int,
+        in_ch: int,
+        out_ch: int,
+        *,
+        norm: str | None = None,
+        act: str = "relu",
+        mid_ch: int | None = None,
+    ) -> None:
         pool = nn.MaxPool3d(2) if _check_dims(dims) == 3 else nn.MaxPool2d(2)
-        super().__init__(pool, DoubleConv(dims, in_ch, out_ch, norm=norm, act=act))
+        super().__init__(pool, DoubleConv(dims, in_ch, out_ch, norm=norm, act=act, mid_ch=mid_ch))
 
 
 class Up(nn.Module):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import Tensor, nn
 
 from livedenoise.models.networks.blocks import DoubleConv, Down, Up, conv
 
-__all__ = ["UNet"]
+__all__ = ["UNet", "UNetStyle"]
+
+UNetStyle = Literal["standard", "deepcad"]
+_STYLES: tuple[str, ...] = ("standard", "deepcad")
 
 
 class UNet(nn.Module):
@@ -20,6 +25,11 @@ class UNet(nn.Module):
     levels : number of resolutions (``levels - 1`` poolings); every pooled axis must be a multiple of
         :attr:`size_multiple` = ``2**(levels-1)``.
     norm, act : see :func:`livedenoise.models.networks.blocks.make_norm` / ``make_act``.
+    style : ``standard`` (every conv of a level has the level's width) or ``deepcad``, the encoder of
+        pytorch-3dunet's ``UNet3D`` that DeepCAD and DeepCAD-RT use: the first conv of each encoder block
+        outputs ``max(width // 2, in)`` channels. The decoder is the same in both. With 4 levels,
+        ``deepcad`` has 16,315,585 parameters at ``base=64`` (DeepCAD) and 1,020,337 at ``base=16``
+        (DeepCAD-RT), as the references; ``standard`` has 23,339,521 and 1,459,585.
     """
 
     def __init__(
@@ -32,8 +42,11 @@ class UNet(nn.Module):
         *,
         norm: str | None = None,
         act: str = "relu",
+        style: UNetStyle = "standard",
     ) -> None:
         super().__init__()
+        if style not in _STYLES:
+            raise ValueError(f"unknown U-Net style {style!r}; expected one of {', '.join(_STYLES)}")
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims!r}")
         if levels < 1:
@@ -42,10 +55,15 @@ class UNet(nn.Module):
             raise ValueError(f"base, in_channels and out_channels must be >= 1, got {base}, {in_channels}, {out_channels}")
         self.dims = dims
         self.levels = levels
+        self.style = style
         widths = [base * 2**i for i in range(levels)]
-        self.inc = DoubleConv(dims, in_channels, widths[0], norm=norm, act=act)
+        ins = [in_channels, *widths[:-1]]
+        mids: list[int | None] = (
+            [max(w // 2, c) for w, c in zip(widths, ins)] if style == "deepcad" else [None] * levels
+        )
+        self.inc = DoubleConv(dims, in_channels, widths[0], norm=norm, act=act, mid_ch=mids[0])
         self.downs = nn.ModuleList(
-            Down(dims, widths[i], widths[i + 1], norm=norm, act=act) for i in range(levels - 1)
+            Down(dims, widths[i], widths[i + 1], norm=norm, act=act, mid_ch=mids[i + 1]) for i in range(levels - 1)
         )
         self.ups = nn.ModuleList(
             Up(dims, widths[i + 1], widths[i], widths[i], norm=norm, act=act) for i in reversed(range(levels - 1))

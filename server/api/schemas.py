@@ -74,7 +74,11 @@ class JobCreate(BaseModel):
 
     method: str = Field(description="training recipe, e.g. 'deepcad_rt'")
     data: str = Field(description="movie path relative to the data root, or an uploaded data id 'd-…'")
-    config: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides (epochs, patch_xy, lr, …)")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="training config, flat: the method's own fields and the shared ones (time_budget_s, epochs, lr, seed, …); "
+        "validated at submit (livedenoise methods lists the methods)",
+    )
     activate: bool = Field(False, description="serve the model as soon as the job succeeds")
     name: str | None = Field(None, description="name of the registered model (default: '<method>-<job id>')")
 
@@ -98,6 +102,9 @@ class JobPublic(BaseModel):
     model_id: str | None
     activated: bool
     error: str | None
+    validation: dict[str, Any] | None = Field(
+        None, description="held-out score of the trained model beside the best classical filter's (dB of PSNR gain)"
+    )
 
     @classmethod
     def of(cls, record: JobRecord) -> JobPublic:

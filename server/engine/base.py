@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from livedenoise.clients.model_spec import ModelSpec
+from livedenoise.clients.windowing import pad_to_multiple
 from livedenoise.server.errors import EngineError
 
 __all__ = ["Engine", "GraphRunner", "PreparedEngine", "pad_to_multiple", "MODEL_MISMATCH", "INFERENCE_FAILED"]
@@ -48,20 +49,6 @@ class GraphRunner(Protocol):
     def run(self, x: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
     def close(self) -> None: ...
-
-
-def pad_to_multiple(x: NDArray[np.float32], multiple: int) -> NDArray[np.float32]:
-    """Reflect-pad the last two axes (bottom/right) up to the next multiple of ``multiple``.
-
-    Works for any size, odd ones included; a 1-pixel axis is repeated (reflection needs two pixels).
-    """
-    h, w = x.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    widths = [(0, 0)] * (x.ndim - 2) + [(0, pad_h), (0, pad_w)]
-    mode = "reflect" if min(h, w) > 1 else "symmetric"
-    return np.pad(x, widths, mode=mode)
 
 
 class PreparedEngine:

@@ -28,7 +28,7 @@ from livedenoise.clients.protocol import ErrorCode, Header
 from livedenoise.server.errors import FrameRejected
 from livedenoise.server.metrics import Counters, LatencyRing, RateMeter
 from livedenoise.server.settings import ServerSettings, StreamMode
-from livedenoise.server.windowing import SeriesWindow
+from livedenoise.clients.windowing import SeriesWindow
 
 __all__ = ["PendingFrame", "SeriesState", "StreamState", "StreamTable"]
 

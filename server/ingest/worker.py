@@ -33,7 +33,7 @@ from livedenoise.server.errors import EngineError
 from livedenoise.server.ingest.replies import Reply, end_reply, error_reply, frame_reply, skipped_reply
 from livedenoise.server.ingest.streams import PendingFrame, SeriesState, StreamState, StreamTable
 from livedenoise.server.settings import ServerSettings, StreamMode
-from livedenoise.server.windowing import Block
+from livedenoise.clients.windowing import Block
 
 __all__ = ["InferenceWorker"]
 

@@ -37,6 +37,25 @@ _METHOD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _RESERVED_CONFIG = frozenset({"method"})
 
 
+def _validate_training_config(method: str, config: dict[str, Any]) -> None:
+    """Refuse a job whose config the trainer would refuse, before anything runs (torch-free)."""
+    from pydantic import ValidationError
+
+    from livedenoise.models.config import TrainConfig
+
+    try:
+        TrainConfig(method=method, **config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'] if p not in ('method_config', method)) or 'config'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        raise InvalidRequest(f"invalid training config for method {method!r}: {problems}") from None
+    except ValueError as exc:  # an unknown method: the message lists the known ones
+        raise InvalidRequest(f"field 'method': {exc}") from None
+
+
 class JobManager:
     """Training jobs for one server.
 
@@ -141,6 +160,7 @@ class JobManager:
         reserved = sorted(set(config) & _RESERVED_CONFIG)
         if reserved:
             raise InvalidRequest(f"field 'config' may not set {reserved}: they are set by the server (use the request's fields)")
+        _validate_training_config(method, config)
         movie = self.data.resolve(data)
         job = JobRecord(
             id="j-" + uuid.uuid4().hex[:12],
@@ -284,6 +304,8 @@ class JobManager:
             self.store.update(job_id, state=JobState.FAILED, error=f"exported model is invalid: {exc.message}", finished=utc_now())
             return
         changes: dict[str, Any] = {"model_id": record.id, "progress": 1.0}
+        if isinstance(result.get("validation"), dict):
+            changes["validation"] = result["validation"]
         if job.activate:
             if self.on_activate is None:
                 changes["error"] = f"model {record.id} registered but not activated: this server has no ingest process"

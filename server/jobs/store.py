@@ -54,6 +54,8 @@ class JobRecord:
     model_id: str | None = None
     activated: bool = False
     error: str | None = None
+    # The trained model's held-out score beside the best classical filter's (the job's result.json).
+    validation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -82,7 +84,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     loss REAL,
     model_id TEXT,
     activated INTEGER NOT NULL,
-    error TEXT
+    error TEXT,
+    validation TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 """
@@ -92,6 +95,7 @@ def _to_row(record: JobRecord) -> dict[str, Any]:
     row = asdict(record)
     row["state"] = record.state.value
     row["config"] = json.dumps(record.config, sort_keys=True)
+    row["validation"] = None if record.validation is None else json.dumps(record.validation, sort_keys=True)
     row["activate"] = int(record.activate)
     row["activated"] = int(record.activated)
     return row
@@ -101,6 +105,7 @@ def _from_row(row: sqlite3.Row) -> JobRecord:
     obj = dict(row)
     obj["state"] = JobState(obj["state"])
     obj["config"] = json.loads(obj["config"])
+    obj["validation"] = json.loads(obj["validation"]) if obj.get("validation") else None
     obj["activate"] = bool(obj["activate"])
     obj["activated"] = bool(obj["activated"])
     return JobRecord(**obj)
@@ -119,6 +124,10 @@ class JobStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
+            # Databases written before the column existed get it (NULL for their jobs).
+            columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(jobs)")}
+            if "validation" not in columns:
+                self._conn.execute("ALTER TABLE jobs ADD COLUMN validation TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -170,8 +179,9 @@ class JobStore:
         for flag in ("activate", "activated"):
             if flag in values:
                 values[flag] = int(bool(values[flag]))
-        if "config" in values:
-            values["config"] = json.dumps(values["config"], sort_keys=True)
+        for key in ("config", "validation"):
+            if key in values and values[key] is not None:
+                values[key] = json.dumps(values[key], sort_keys=True)
         assignments = ", ".join(f"{k} = :{k}" for k in values)
         query = f"UPDATE jobs SET {assignments} WHERE id = :_id"
         values["_id"] = job_id

@@ -48,7 +48,7 @@ def test_train_saves_a_pickle_free_checkpoint_beside_the_model(trained: Path) ->
     from livedenoise.models.checkpoint import load_checkpoint
 
     restored = load_checkpoint(trained / "model.ckpt")
-    assert restored.recipe.name == "deepcad_rt" and restored.config.patch_t == 8
+    assert restored.recipe.name == "deepcad_rt" and restored.config.method_config.patch_t == 8
     assert sorted(p.suffix for p in (trained / "model.ckpt").iterdir()) == [".json", ".safetensors"]
 
 

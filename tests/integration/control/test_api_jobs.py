@@ -51,6 +51,27 @@ def test_job_request_shape_is_validated(server: str, tiny_movie: str) -> None:
     assert response.status_code == 422 and "method" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("method", "config", "named"),
+    [
+        ("n2v", {}, "unknown method 'n2v'; known methods: deepcad"),
+        ("deepcad_rt", {"epochs": 0}, "epochs: Input should be greater than or equal to 1"),
+        ("deepcad_rt", {"patch_t": 30}, "patch_t=30 is not a multiple of 4"),
+        ("support", {"patch_t": 16}, "unknown field(s) 'patch_t' for method 'support'"),
+        ("support", {"bs_size": 2}, "bs_size: bs_size=2 must be odd"),
+    ],
+)
+def test_bad_training_config_is_refused_at_submit(
+    client: ControlClient, tiny_movie: str, method: str, config: dict, named: str
+) -> None:
+    """The trainer's own validation runs at submit: a 4xx naming the field, and no job is created."""
+    with pytest.raises(ControlError) as info:
+        client.submit_job(method, tiny_movie, config)
+    assert (info.value.status, info.value.code) == (422, "invalid_request")
+    assert named in info.value.message
+    assert client.jobs() == []
+
+
 def test_unknown_job_is_404(client: ControlClient) -> None:
     for call in (client.job, client.job_logs, client.cancel_job):
         with pytest.raises(ControlError) as info:

@@ -19,7 +19,7 @@ from livedenoise.server.errors import InvalidModel
 from livedenoise.server.ingest.control import IngestControlClient
 from livedenoise.server.ingest.service import IngestService, run_ingest
 from livedenoise.server.settings import ServerSettings
-from livedenoise.server.windowing import reflect_position
+from livedenoise.clients.windowing import reflect_position
 
 WINDOW_A = WindowSpec(2, 2, 1)
 WINDOW_B = WindowSpec(1, 3, 2, spatial_multiple=2)

@@ -67,3 +67,28 @@ def test_stream_of_a_movie_needs_a_reachable_server_but_reads_the_movie_first(tm
     )  # fmt: skip
     assert proc.returncode == 2
     assert "m.npy" in proc.stderr and "(3, 4, 5, 6)" in proc.stderr
+
+
+def test_methods_lists_every_registered_method(capsys: pytest.CaptureFixture[str]) -> None:
+    from livedenoise.clients.cli import main
+    from livedenoise.models.catalogue import list_methods, method_info
+
+    assert main(["methods", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    for name in list_methods():
+        line = next(row for row in out.splitlines() if row.startswith(f"| `{name}`"))
+        window = method_info(name).config_cls().window()
+        assert f"{window.before} · {window.out_frames} · {window.after}" in line
+        assert method_info(name).paper in line and (" M |" in line or " k |" in line)
+    # support: 30 · 1 · 30, latency 30 frames, ~1.4 M parameters at its defaults
+    assert any(r.startswith("| `support`") and "| 30 |" in r for r in out.splitlines())
+
+
+def test_bad_training_option_is_refused_before_the_movie_is_read(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "livedenoise.clients.cli", "train", str(tmp_path / "missing.tif"), "--out", "m.onnx",
+         "--method", "support", "--param", "bs_size=2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "bs_size=2 must be odd" in proc.stderr and "Traceback" not in proc.stderr and "missing.tif" not in proc.stderr

@@ -49,7 +49,7 @@ def test_checkpoint_refuses_missing_or_mismatched_files(tiny_result: TrainResult
 def test_onnx_matches_torch_on_other_batch_and_size(exported: tuple[Path, ModelSpec], tiny_result: TrainResult) -> None:
     path, spec = exported
     w = spec.window
-    module = tiny_result.recipe.export_module(tiny_result.network, w)
+    module = tiny_result.recipe.export_module(tiny_result.network)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["frames"] and [o.name for o in sess.get_outputs()] == ["denoised"]
     x = np.random.default_rng(0).standard_normal((3, w.window_length, 12, 28)).astype(np.float32)
@@ -77,7 +77,7 @@ def test_sliding_window_inference_onnx_equals_torch(
 ) -> None:
     path, spec = exported
     movie = tiny_movie.noisy[:21, :30, :26]  # neither T nor H, W are multiples
-    module = tiny_result.recipe.export_module(tiny_result.network, spec.window).eval()
+    module = tiny_result.recipe.export_module(tiny_result.network).eval()
 
     class TorchRunner:
         """The torch module as a serving backend, so both runs share the server's one windowing path."""

@@ -4,35 +4,50 @@ import numpy as np
 import pytest
 import torch
 
-from livedenoise.models.data import fit_patch_shape, movie_digest, sample_patches
+from livedenoise.clients.windowing import reflect_position
+from livedenoise.models.data import PatchShape, fit_training_window, movie_digest, sample_patches
 from livedenoise.models.device import resolve_device
 from livedenoise.models.normalization import fit_normalization
-
-
-def _raw(t: int) -> int:
-    return 2 * t
+from livedenoise.models.recipes import TrainingWindow
 
 
 def test_patch_is_clamped_to_the_movie_on_multiples() -> None:
-    shape = fit_patch_shape((40, 30, 100), patch_t=32, patch_xy=64, multiple=4, raw_frames=_raw)
-    assert (shape.patch_t, shape.raw_t, shape.h, shape.w) == (20, 40, 28, 64)
+    window = TrainingWindow(frames=64, size=64, spatial_multiple=4, frames_multiple=8, min_frames=8)
+    shape = fit_training_window(window, (40, 30, 100))
+    assert (shape.frames, shape.h, shape.w, shape.centre) == (40, 28, 64, None)
 
 
 def test_too_short_movie_names_the_minimum() -> None:
+    window = TrainingWindow(frames=64, size=64, spatial_multiple=4, frames_multiple=8, min_frames=8)
     with pytest.raises(ValueError, match="7 frames but training needs at least 8"):
-        fit_patch_shape((7, 64, 64), patch_t=32, patch_xy=64, multiple=4, raw_frames=_raw)
+        fit_training_window(window, (7, 64, 64))
     with pytest.raises(ValueError, match="3x64 pixels"):
-        fit_patch_shape((64, 3, 64), patch_t=8, patch_xy=64, multiple=4, raw_frames=_raw)
+        fit_training_window(window, (64, 3, 64))
 
 
 def test_sample_patches_are_seeded_crops() -> None:
     movie = np.arange(20 * 10 * 12, dtype=np.uint16).reshape(20, 10, 12)
-    a = sample_patches(movie, 3, 6, 4, 5, np.random.default_rng(1))
-    b = sample_patches(movie, 3, 6, 4, 5, np.random.default_rng(1))
+    shape = PatchShape(frames=6, h=4, w=5)
+    a = sample_patches(movie, 3, shape, np.random.default_rng(1))
+    b = sample_patches(movie, 3, shape, np.random.default_rng(1))
     np.testing.assert_array_equal(a, b)
     assert a.shape == (3, 6, 4, 5) and a.dtype == np.float32
     # Consecutive frames of one crop differ by exactly one frame's worth of pixels.
     np.testing.assert_array_equal(np.diff(a[0], axis=0), 120.0)
+
+
+def test_centred_windows_are_mirrored_at_the_movie_ends_like_a_served_series() -> None:
+    """A 9-frame window centred on every frame of a 5-frame movie: positions reflect as the server's do."""
+    movie = np.broadcast_to(np.arange(5, dtype=np.uint16)[:, None, None], (5, 4, 4)).copy()
+    shape = fit_training_window(TrainingWindow(frames=9, size=4, spatial_multiple=1, centre=4), movie.shape)
+    patches = sample_patches(movie, 64, shape, np.random.default_rng(0))
+    seen = set()
+    for p in patches:
+        t = [int(v) for v in p[:, 0, 0]]
+        centre = t[4]
+        seen.add(centre)
+        assert t == [reflect_position(centre + o, 5) for o in range(-4, 5)]
+    assert seen == set(range(5))
 
 
 def test_digest_depends_on_content_shape_and_dtype() -> None:

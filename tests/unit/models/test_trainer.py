@@ -61,20 +61,20 @@ def test_cosine_schedule_decays_and_constant_does_not() -> None:
     assert _lr_factor("constant", 0.9) == 1.0
 
 
-def test_time_limit_ends_training_early(tiny_movie: SyntheticMovie) -> None:
+def test_time_budget_ends_training_early(tiny_movie: SyntheticMovie) -> None:
     cfg = TrainConfig(patch_t=4, patch_xy=16, batch_size=1, epochs=1000, patches_per_epoch=2, base_channels=2,
-                      levels=2, device="cpu", time_limit_s=0.5)
+                      levels=2, device="cpu", time_budget_s=0.5)
     r = fit(cfg, tiny_movie.noisy)
     assert r.stopped_early and 0 < len(r.history) < 1000 and r.steps >= 1
 
 
 def test_loss_override_replaces_the_recipe_loss(tiny_movie: SyntheticMovie) -> None:
-    """`loss="l2"` trains on MSE: the first step's reported loss is the MSE of the same batch and weights."""
+    """The method's `loss` field picks the loss: `l2` trains on MSE: the first step's reported loss is the MSE of the same batch and weights."""
     base = dict(patch_t=4, patch_xy=16, batch_size=1, epochs=1, patches_per_epoch=1, base_channels=2, levels=2,
                 device="cpu", seed=5)
-    published = fit(TrainConfig(**base), tiny_movie.noisy)
+    published = fit(TrainConfig(**base, loss="l1_l2"), tiny_movie.noisy)
     l1_only = fit(TrainConfig(**base, loss="l1"), tiny_movie.noisy)
     mse = fit(TrainConfig(**base, loss="l2"), tiny_movie.noisy)
     # Same seed, same first batch and weights: 0.5 * L1 + 0.5 * L2 of that batch.
     assert published.history[0] == pytest.approx(0.5 * l1_only.history[0] + 0.5 * mse.history[0], rel=1e-5)
-    assert mse.config.loss == "l2"
+    assert mse.config.method_config.loss == "l2"

@@ -1,5 +1,8 @@
 """Sliding temporal windows over one series of frames: pure numpy, no sockets, no threads.
 
+Shared by the serving side (the ingest process, the offline engine) and the training side (validation
+runs the served graph through the same windows), so it lives with the other wire-level contracts.
+
 Positions
     Frames are numbered by *arrival position* (0, 1, 2, … in the order they were appended), not by
     their wire ``index``. A gap in ``index`` is a frame the camera dropped: it is not interpolated, and
@@ -18,7 +21,8 @@ Readiness
     needed position (mirroring at the start does not depend on the final length once that frame exists).
     After :meth:`SeriesWindow.end` every remaining block is ready; the last one may be partial
     (``count < k``) and positions past the end are mirrored. Hence the output of a streamed series equals
-    the output of the whole movie processed offline (:func:`livedenoise.server.engine.offline.denoise_movie`).
+    the output of the whole movie processed offline (:func:`denoise_series`, which the server's
+    ``denoise_movie`` and the trainer's validation both use).
 
 Lazy spec
     A block takes the spec passed to :meth:`SeriesWindow.next_block` when it is formed, so the engine (and
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,7 +41,7 @@ from numpy.typing import NDArray
 
 from livedenoise.clients.model_spec import WindowSpec
 
-__all__ = ["reflect_position", "Block", "SeriesWindow"]
+__all__ = ["reflect_position", "pad_to_multiple", "Block", "SeriesWindow", "denoise_series"]
 
 logger = logging.getLogger(__name__)
 
@@ -221,3 +226,64 @@ class SeriesWindow:
         while self._base < keep_from and self._base < self._arrived:
             self._frames.pop(self._base, None)
             self._base += 1
+
+
+def pad_to_multiple(x: NDArray[np.float32], multiple: int) -> NDArray[np.float32]:
+    """Reflect-pad the last two axes (bottom/right) up to the next multiple of ``multiple``.
+
+    Works for any size, odd ones included; a 1-pixel axis is repeated (reflection needs two pixels).
+    """
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x
+    widths = [(0, 0)] * (x.ndim - 2) + [(0, pad_h), (0, pad_w)]
+    mode = "reflect" if min(h, w) > 1 else "symmetric"
+    return np.pad(x, widths, mode=mode)
+
+
+def denoise_series(
+    infer: Callable[[NDArray[np.float32]], NDArray[np.float32]],
+    window: WindowSpec,
+    movie: NDArray[Any],
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> NDArray[np.float32]:
+    """Denoise ``movie`` ``[T, H, W]`` as one ended series: float32 ``[T, H, W]``.
+
+    Parameters
+    ----------
+    infer
+        Raw windows float32 ``[B, window.window_length, H, W]`` -> raw frames ``[B, window.out_frames, H, W]``.
+    window
+        The model's window spec.
+    movie
+        ``[T, H, W]`` frames (any pixel dtype), ``T >= 1``.
+    batch_size
+        Windows per ``infer`` call.
+    progress
+        Called as ``progress(frames_done, T)`` after each call.
+    """
+    if movie.ndim != 3 or movie.shape[0] < 1:
+        raise ValueError(f"movie must be [T, H, W] with T >= 1, got shape {movie.shape}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    total = movie.shape[0]
+    series = SeriesWindow()
+    for frame in movie:
+        series.append(frame)
+    series.end()
+    out = np.empty(movie.shape, dtype=np.float32)
+    while not series.done:
+        blocks: list[Block] = []
+        while len(blocks) < batch_size:
+            block = series.next_block(window)
+            if block is None:
+                break
+            blocks.append(block)
+        result = infer(np.stack([b.window for b in blocks]))
+        for block, frames in zip(blocks, result):
+            out[block.start : block.stop] = frames[: block.count]
+        if progress is not None:
+            progress(blocks[-1].stop, total)
+    return out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from livedenoise.clients.model_spec import WindowSpec
-from livedenoise.server.windowing import SeriesWindow, reflect_position
+from livedenoise.clients.windowing import SeriesWindow, reflect_position
 
 SPECS = [
     WindowSpec(0, 0, 1),

@@ -80,7 +80,7 @@ def _movies(names: list[str], full: bool) -> dict[str, SyntheticMovie]:
     if "calcium" in names:
         out["calcium"] = simulate_calcium_movie(frames=1200 if full else 600, size=128, seed=1, photons=2.0)
     if "voltage" in names:
-        out["voltage"] = simulate_voltage_movie(frames=4000 if full else 2000, size=128, seed=1, photons=8.0)
+        out["voltage"] = simulate_voltage_movie(frames=2000 if full else 1000, size=128 if full else 96, seed=1, photons=8.0)
     return out
 
 

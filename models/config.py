@@ -45,6 +45,10 @@ class TrainConfig(BaseModel):
         None, ge=0, description="frames held out at the end of the movie for validation (default: auto; 0: none)"
     )
     early_stopping: bool = Field(True, description="stop when validation stops improving (after half the run)")
+    weight_averaging: float | None = Field(
+        0.99, gt=0, lt=1, description="decay of the moving average of the weights that is validated and exported "
+        "(None: the last weights)",
+    )
     augment: bool = Field(True, description="random dihedral (rotation/flip) augmentation when the method allows it")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

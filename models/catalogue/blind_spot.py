@@ -55,11 +55,13 @@ class DeepInterpolationConfig(_WindowedFrameConfig):
     pre_post_omission: int = Field(0, ge=0, description="frames next to the centre also left out, on each side")
     base_channels: int = Field(64, ge=1, le=256, description="channels at the first U-Net level (published 64)")
     levels: int = Field(5, ge=2, le=6, description="U-Net resolutions (published 5: 64-128-256-512-1024)")
-    loss: Literal["l1", "l2", "l1_l2"] = Field("l1", description="training loss (published: mean absolute error)")
+    loss: Literal["l1", "l2", "l1_l2"] = Field(
+        "l2", description="training loss (published: l1, mean absolute error; l2 estimates the mean, docs/decisions.md)"
+    )
 
-    default_lr: ClassVar[float] = 5e-4
+    default_lr: ClassVar[float] = 1e-3
     default_time_budget_s: ClassVar[float] = 600.0
-    default_patches_per_epoch: ClassVar[int] = 64
+    default_patches_per_epoch: ClassVar[int] = 256
 
     @property
     def size_multiple(self) -> int:
@@ -97,11 +99,13 @@ class SupportConfig(_WindowedFrameConfig):
     unet_channels: tuple[int, ...] = Field((16, 32, 64, 128, 256), description="U-Net branch widths per level")
     blind_channels: int = Field(64, ge=4, le=512, description="channels of the blind-spot towers")
     depth: int = Field(5, ge=3, le=8, description="layers of the 3x3 blind-spot tower (the 5x5 tower has depth-2)")
-    loss: Literal["l1", "l2", "l1_l2"] = Field("l1_l2", description="training loss (published: 0.5*L1 + 0.5*L2)")
+    loss: Literal["l1", "l2", "l1_l2"] = Field(
+        "l2", description="training loss (published: l1_l2, 0.5*L1 + 0.5*L2; l2 estimates the mean, docs/decisions.md)"
+    )
 
-    default_lr: ClassVar[float] = 5e-4
+    default_lr: ClassVar[float] = 1e-3
     default_time_budget_s: ClassVar[float] = 600.0
-    default_patches_per_epoch: ClassVar[int] = 64
+    default_patches_per_epoch: ClassVar[int] = 256
 
     @field_validator("bs_size")
     @classmethod

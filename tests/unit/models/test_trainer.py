@@ -7,7 +7,7 @@ import torch
 from livedenoise.models.config import TrainConfig
 from livedenoise.models.data import movie_digest
 from livedenoise.models.synthetic import SyntheticMovie
-from livedenoise.models.trainer import TrainingStopped, TrainProgress, TrainResult, fit
+from livedenoise.models.trainer import MIN_DELTA_DB, TrainingStopped, TrainProgress, TrainResult, fit
 
 
 @pytest.mark.slow
@@ -78,3 +78,48 @@ def test_loss_override_replaces_the_recipe_loss(tiny_movie: SyntheticMovie) -> N
     # Same seed, same first batch and weights: 0.5 * L1 + 0.5 * L2 of that batch.
     assert published.history[0] == pytest.approx(0.5 * l1_only.history[0] + 0.5 * mse.history[0], rel=1e-5)
     assert mse.config.method_config.loss == "l2"
+
+
+FAST = dict(patch_t=4, patch_xy=16, batch_size=2, patches_per_epoch=4, base_channels=2, levels=2, device="cpu", seed=2)
+
+
+def test_validation_keeps_the_best_epoch_and_reports_the_floor() -> None:
+    from livedenoise.models.synthetic import simulate_calcium_movie
+
+    movie = simulate_calcium_movie(frames=64, size=24, seed=4, photons=4.0).noisy
+    r = fit(TrainConfig(**FAST, epochs=4, lr=3e-3), movie)
+    v = r.validation
+    assert v is not None and v.heldout_frames == 8 and len(r.val_history) == 4
+    # The best epoch: an improvement counts from MIN_DELTA_DB on, so a later epoch may be a hair better.
+    assert v.model_gain_db == r.val_history[v.best_epoch - 1] >= max(r.val_history) - MIN_DELTA_DB
+    assert v.best_filter in v.filters and v.best_filter_gain_db == max(v.filters.values())
+    assert v.beats_floor == (v.model_gain_db > v.best_filter_gain_db)
+    assert ("does NOT beat" in v.summary()) != v.beats_floor
+    # The returned network is the best epoch's (moving-average) weights: scoring it again gives the same figure.
+    from livedenoise.models.validation import HeldoutFrames, model_gain_db
+
+    heldout = HeldoutFrames.from_stretch(movie[56:], 56)
+    again = model_gain_db(r.recipe.export_module(r.network), r.normalization, r.window, heldout, torch.device("cpu"))
+    assert again == pytest.approx(v.model_gain_db, abs=1e-4)
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving(monkeypatch: pytest.MonkeyPatch) -> None:
+    import livedenoise.models.trainer as trainer
+    from livedenoise.models.synthetic import simulate_calcium_movie
+
+    monkeypatch.setattr(trainer, "PATIENCE", 2)
+    movie = simulate_calcium_movie(frames=64, size=24, seed=4, photons=4.0).noisy
+    # lr ~ 0: the held-out score never improves by MIN_DELTA_DB after epoch 1; stop once half the run is over
+    r = fit(TrainConfig(**FAST, epochs=20, lr=1e-12), movie)
+    assert r.stopped_early and len(r.history) == 10 and r.validation.best_epoch == 1
+    r = fit(TrainConfig(**FAST, epochs=6, lr=1e-12, early_stopping=False), movie)
+    assert not r.stopped_early and len(r.history) == 6
+
+
+def test_short_movies_train_without_validation(tiny_movie: SyntheticMovie) -> None:
+    r = fit(TrainConfig(**FAST, epochs=1), tiny_movie.noisy[:40])
+    assert r.validation is None and r.val_history == []
+    r = fit(TrainConfig(**FAST, epochs=1, validation_frames=0), tiny_movie.noisy)
+    assert r.validation is None
+    with pytest.raises(ValueError, match="validation_frames=30 must be 0 .* or between 4 and half the movie"):
+        fit(TrainConfig(**FAST, epochs=1, validation_frames=30), tiny_movie.noisy)

@@ -147,7 +147,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.validation is not None:
         print(result.validation.summary())
     else:
-        print("no held-out score: the movie is too short to hold frames out (48 frames or more are needed)")
+        print("no held-out score: the movie is too small to hold frames out (it needs 48 frames or more, and the "
+              "held-out even frames at least 65,536 pixels; --validation-frames N forces it)")
     return 0
 
 

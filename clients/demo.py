@@ -175,7 +175,7 @@ class _Server:
         self._log.close()
 
 
-def _train(noisy: NDArray[Any], model_path: Path, seed: int, overrides: dict[str, Any]) -> tuple[Any, float]:
+def _train(noisy: NDArray[Any], model_path: Path, seed: int, overrides: dict[str, Any]) -> tuple[Any, Any, float]:
     from livedenoise.clients.cli import _train_progress_printer
     from livedenoise.models.config import TrainConfig
     from livedenoise.models.pipeline import train_and_export
@@ -183,9 +183,9 @@ def _train(noisy: NDArray[Any], model_path: Path, seed: int, overrides: dict[str
     config = TrainConfig(**{"method": "deepcad_rt", "seed": seed, **DEMO_TRAINING, **overrides})
     on_progress, done = _train_progress_printer("train deepcad_rt")
     t0 = time.monotonic()
-    _, spec = train_and_export(noisy, config, model_path, progress=on_progress)
+    result, spec = train_and_export(noisy, config, model_path, progress=on_progress)
     done()
-    return spec, time.monotonic() - t0
+    return spec, result.validation, time.monotonic() - t0
 
 
 # A fixed, seeded schedule (not a time budget) so the demo's figures repeat; ~3 minutes on 2 CPU cores.
@@ -225,7 +225,7 @@ def run_demo(options: DemoOptions) -> DemoReport:
     write_movie(out / "clean.tif", movie.clean)
     (out / "params.json").write_text(json.dumps(movie.params, indent=2))
 
-    spec, timings["train"] = _train(movie.noisy, out / "model.onnx", options.seed, options.training)
+    spec, validation, timings["train"] = _train(movie.noisy, out / "model.onnx", options.seed, options.training)
 
     server = _Server(out / "model.onnx", out / "server-home", out / "server.log")
     try:
@@ -271,7 +271,10 @@ def run_demo(options: DemoOptions) -> DemoReport:
         timings=timings,
         files={name: str(out / name) for name in ("noisy.tif", "clean.tif", "denoised.tif", "figure.png", "model.onnx")},
         best_baseline=best,
-        extra={"latency_frames": spec.window.latency_frames, "provider": server_status.get("provider"), "fps_camera": fps},
+        extra={
+            "latency_frames": spec.window.latency_frames, "provider": server_status.get("provider"), "fps_camera": fps,
+            "heldout": validation.summary() if validation is not None else None,
+        },
     )
 
 
@@ -288,4 +291,6 @@ def format_table(report: DemoReport) -> str:
         f" p99 {st['latency_ms_p99']:.0f} ms (window latency {report.extra['latency_frames']} frames)",
         f"training {report.timings['train']:.0f} s, total {report.timings['total']:.0f} s; files in {Path(report.files['noisy.tif']).parent}",
     ]
+    if report.extra.get("heldout"):
+        lines.append(f"without ground truth, as `livedenoise train` reports it: {report.extra['heldout']}")
     return "\n".join(lines)

@@ -171,7 +171,7 @@ def fit(
     window = recipe.window()
     norm = fit_normalization(movie, recipe.normalization)
     digest = movie_digest(movie)
-    n_heldout = heldout_frame_count(movie.shape[0], config.validation_frames)
+    n_heldout = heldout_frame_count(movie.shape[0], config.validation_frames, movie.shape[1:])
     train_movie = movie[: movie.shape[0] - n_heldout]
     heldout = HeldoutFrames.from_stretch(movie[train_movie.shape[0] :], train_movie.shape[0]) if n_heldout else None
     shape = fit_training_window(recipe.training_window(), train_movie.shape)
@@ -202,7 +202,7 @@ def fit(
         recipe.name, movie.shape, movie.dtype, device,
         f"{config.epochs} epochs" if config.epochs else f"time budget {schedule.budget_s:.0f} s",
         steps, batch, shape.frames, shape.h, shape.w, sum(p.numel() for p in model.parameters()), lr, norm.kind,
-        f"validation on the last {n_heldout} frames" if heldout else "no validation (movie too short)",
+        f"validation on the last {n_heldout} frames" if heldout else "no validation (movie too small to hold frames out)",
     )
     history: list[float] = []
     val_history: list[float] = []

@@ -98,11 +98,6 @@ class DeepInterpolationUNet(nn.Module):
         """H and W must be multiples of this (``2**(levels - 1)``)."""
         return self.unet.size_multiple
 
-    @property
-    def time_multiple(self) -> int:
-        """1: frames are channels."""
-        return 1
-
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.unet(x))
 

@@ -200,11 +200,6 @@ class SupportNet(nn.Module):
         """H and W must be multiples of this (``2**(len(unet_channels) - 1)``)."""
         return self.unet.size_multiple
 
-    @property
-    def time_multiple(self) -> int:
-        """1: frames are channels."""
-        return 1
-
     def forward(self, x: Tensor) -> Tensor:
         c = self.centre
         neighbours = torch.cat([x[:, :c], x[:, c + 1 :]], dim=1)

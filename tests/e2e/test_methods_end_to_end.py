@@ -23,7 +23,7 @@ from livedenoise.server.settings import ServerSettings
 
 pytestmark = pytest.mark.slow
 
-SCHEDULE = {"epochs": 4, "patches_per_epoch": 32, "device": "cpu", "seed": 1, "lr": 2e-3}
+SCHEDULE = {"epochs": 4, "patches_per_epoch": 32, "device": "cpu", "seed": 1, "lr": 2e-3, "validation_frames": 8}
 # Tiny versions of each method: same recipe, same graph, small widths.
 TINY = {
     "deepcad_rt": {"patch_t": 8, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 2},

@@ -87,7 +87,7 @@ def test_validation_keeps_the_best_epoch_and_reports_the_floor() -> None:
     from livedenoise.models.synthetic import simulate_calcium_movie
 
     movie = simulate_calcium_movie(frames=64, size=24, seed=4, photons=4.0).noisy
-    r = fit(TrainConfig(**FAST, epochs=4, lr=3e-3), movie)
+    r = fit(TrainConfig(**FAST, epochs=4, lr=3e-3, validation_frames=8), movie)
     v = r.validation
     assert v is not None and v.heldout_frames == 8 and len(r.val_history) == 4
     # The best epoch: an improvement counts from MIN_DELTA_DB on, so a later epoch may be a hair better.
@@ -110,15 +110,18 @@ def test_early_stopping_ends_a_run_that_stopped_improving(monkeypatch: pytest.Mo
     monkeypatch.setattr(trainer, "PATIENCE", 2)
     movie = simulate_calcium_movie(frames=64, size=24, seed=4, photons=4.0).noisy
     # lr ~ 0: the held-out score never improves by MIN_DELTA_DB after epoch 1; stop once half the run is over
-    r = fit(TrainConfig(**FAST, epochs=20, lr=1e-12), movie)
+    r = fit(TrainConfig(**FAST, epochs=20, lr=1e-12, validation_frames=8), movie)
     assert r.stopped_early and len(r.history) == 10 and r.validation.best_epoch == 1
-    r = fit(TrainConfig(**FAST, epochs=6, lr=1e-12, early_stopping=False), movie)
+    r = fit(TrainConfig(**FAST, epochs=6, lr=1e-12, early_stopping=False, validation_frames=8), movie)
     assert not r.stopped_early and len(r.history) == 6
 
 
 def test_short_movies_train_without_validation(tiny_movie: SyntheticMovie) -> None:
     r = fit(TrainConfig(**FAST, epochs=1), tiny_movie.noisy[:40])
     assert r.validation is None and r.val_history == []
+    # 48 frames of 32x32: 4 even frames of 1024 pixels would score too noisily to pick an epoch by
+    r = fit(TrainConfig(**FAST, epochs=1), tiny_movie.noisy)
+    assert r.validation is None
     r = fit(TrainConfig(**FAST, epochs=1, validation_frames=0), tiny_movie.noisy)
     assert r.validation is None
     with pytest.raises(ValueError, match="validation_frames=30 must be 0 .* or between 4 and half the movie"):

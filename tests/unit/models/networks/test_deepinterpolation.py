@@ -16,7 +16,7 @@ def test_published_structure() -> None:
     net = get_network("deepinterpolation_unet")
     assert isinstance(net, DeepInterpolationUNet)
     assert net.unet.widths == (64, 128, 256, 512, 1024)
-    assert net.size_multiple == 16 and net.time_multiple == 1
+    assert net.size_multiple == 16
     # One 3x3 conv per level, decoders on [upsampled, skip].
     assert [enc[0].in_channels for enc in net.unet.encoders] == [60, 64, 128, 256, 512]
     assert [dec[0].in_channels for dec in net.unet.decoders] == [1536, 768, 384, 192]

@@ -68,7 +68,7 @@ def test_hole_stays_zero_through_training_and_out_of_the_state_dict() -> None:
 def test_centre_channel_and_wiring() -> None:
     net = get_network("support_net")
     assert isinstance(net, SupportNet)
-    assert net.centre == 30 and net.size_multiple == 16 and net.time_multiple == 1
+    assert net.centre == 30 and net.size_multiple == 16
     assert net.unet.encoders[0][0].in_channels == 60
     assert [layer.dilation for layer in net.towers[0].layers] == [(1, 1), (2, 2), (4, 4), (8, 8), (17, 17)]
     assert [layer.dilation for layer in net.towers[1].layers] == [(1, 1), (3, 3), (10, 10)]

@@ -20,6 +20,9 @@ from numpy.typing import NDArray
 __all__ = [
     "PROTO",
     "MAX_HEADER_BYTES",
+    "MAX_REPLY_HEADER_BYTES",
+    "MAX_NAME_CHARS",
+    "MAX_META_BYTES",
     "ALLOWED_DTYPES",
     "MessageType",
     "ErrorCode",
@@ -28,6 +31,9 @@ __all__ = [
     "Header",
     "decode_header",
     "encode_header",
+    "encode_json",
+    "parse_json",
+    "bounded",
     "check_payload",
     "array_from_payload",
     "frame_message",
@@ -36,7 +42,18 @@ __all__ = [
 
 PROTO = "frames/1"
 PROTO_MAJOR = "frames/1"
+#: A client's header is shorter than this many bytes.
 MAX_HEADER_BYTES = 4096
+#: ``stream`` and ``series`` are 1-128 (``series`` 0-128) characters.
+MAX_NAME_CHARS = 128
+#: ``meta``, re-encoded as compact UTF-8 JSON, is at most this many bytes: every reply echoes it, and this
+#: bound is what lets every reply header fit in :data:`MAX_REPLY_HEADER_BYTES` by construction.
+MAX_META_BYTES = 3072
+#: A reply header is shorter than this: the echoed ``meta`` (<= 3 KiB), names of <= 128 characters (<= 512
+#: bytes each in UTF-8), a message of <= 1 KiB and the fixed fields.
+MAX_REPLY_HEADER_BYTES = 8192
+#: Error messages are cut to this many characters, so quoting a sender's value cannot grow a reply.
+MAX_MESSAGE_CHARS = 512
 # Pixel types a camera or an acquisition program sends; little- and big-endian both accepted.
 ALLOWED_DTYPES = frozenset(
     {"|u1", "|i1", "<u2", ">u2", "<i2", ">i2", "<u4", ">u4", "<i4", ">i4", "<f4", ">f4", "<f8", ">f8"}
@@ -135,11 +152,26 @@ class Header:
         return out
 
 
-def encode_header(header: Header) -> bytes:
-    raw = json.dumps(header.to_dict(), separators=(",", ":")).encode()
-    if len(raw) >= MAX_HEADER_BYTES:
-        raise ProtocolError(ErrorCode.HEADER_TOO_LARGE, f"header is {len(raw)} bytes; the limit is {MAX_HEADER_BYTES - 1}")
+def encode_json(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, as headers travel (non-ASCII text is not escaped, so it is not inflated 6x)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def encode_header(header: Header, *, limit: int = MAX_HEADER_BYTES) -> bytes:
+    """Encode a header; ``limit`` is :data:`MAX_HEADER_BYTES` for client messages and
+    :data:`MAX_REPLY_HEADER_BYTES` for replies."""
+    try:
+        raw = encode_json(header.to_dict())
+    except ValueError as exc:  # NaN or infinity in meta: not JSON
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"header is not encodable as JSON: {exc}") from None
+    if len(raw) >= limit:
+        raise ProtocolError(ErrorCode.HEADER_TOO_LARGE, f"header is {len(raw)} bytes; the limit is {limit - 1}")
     return raw
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (with a marker), for messages that quote what a peer sent."""
+    return text if len(text) <= limit else text[: limit - 15] + "...[truncated]"
 
 
 def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool) -> Any:
@@ -160,12 +192,10 @@ def decode_header(raw: bytes, *, replies: bool = False) -> Header:
     ``replies=False`` (the server side) accepts only ``start``/``frame``/``end`` and requires the fields
     each needs; ``replies=True`` (the client side) accepts every type.
     """
-    if len(raw) >= MAX_HEADER_BYTES:
-        raise ProtocolError(ErrorCode.HEADER_TOO_LARGE, f"header is {len(raw)} bytes; the limit is {MAX_HEADER_BYTES - 1}")
-    try:
-        obj = json.loads(bytes(raw).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(ErrorCode.BAD_JSON, f"header is not UTF-8 JSON: {exc}") from None
+    limit = MAX_REPLY_HEADER_BYTES if replies else MAX_HEADER_BYTES
+    if len(raw) >= limit:
+        raise ProtocolError(ErrorCode.HEADER_TOO_LARGE, f"header is {len(raw)} bytes; the limit is {limit - 1}")
+    obj = parse_json(raw, "header")
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_JSON, f"header must be a JSON object, got {type(obj).__name__}")
     proto = obj.get("proto")
@@ -179,14 +209,18 @@ def decode_header(raw: bytes, *, replies: bool = False) -> Header:
         raise ProtocolError(ErrorCode.BAD_TYPE, f"clients may send start/frame/end, not {mtype.value!r}")
 
     stream = _field(obj, "stream", str, required=True)
-    if not stream or len(stream) > 128:
-        raise ProtocolError(ErrorCode.BAD_FIELD, "header field 'stream' must be 1-128 characters")
+    if not stream or len(stream) > MAX_NAME_CHARS:
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"header field 'stream' must be 1-{MAX_NAME_CHARS} characters, got {len(stream)}")
     series = _field(obj, "series", str, required=False) or ""
+    if len(series) > MAX_NAME_CHARS:
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"header field 'series' must be at most {MAX_NAME_CHARS} characters, got {len(series)}")
     index = _field(obj, "index", int, required=mtype is MessageType.FRAME and not replies)
     if index is not None and index < 0:
         raise ProtocolError(ErrorCode.BAD_FIELD, f"header field 'index' must be >= 0, got {index}")
     t_ns = _field(obj, "t_ns", int, required=False)
     meta = _field(obj, "meta", dict, required=False) or {}
+    if meta and not replies:
+        _check_meta(meta)
     needs_pixels = mtype is MessageType.FRAME or (mtype is MessageType.START and not replies)
     dtype = _field(obj, "dtype", str, required=needs_pixels and not replies)
     shape_raw = _field(obj, "shape", list, required=needs_pixels and not replies)
@@ -215,6 +249,29 @@ def decode_header(raw: bytes, *, replies: bool = False) -> Header:
     )
 
 
+def parse_json(raw: bytes | memoryview, what: str) -> Any:
+    """``raw`` as UTF-8 JSON, or :class:`ProtocolError` ``bad_json`` (never another exception: deep
+    nesting, which makes the decoder recurse past Python's limit, is refused too)."""
+    try:
+        return json.loads(bytes(raw).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, bounded(f"{what} is not UTF-8 JSON: {exc}")) from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"{what} nests JSON arrays or objects too deeply") from None
+
+
+def _check_meta(meta: dict[str, Any]) -> None:
+    try:
+        size = len(encode_json(meta))
+    except (ValueError, RecursionError):
+        raise ProtocolError(ErrorCode.BAD_FIELD, "header field 'meta' is not re-encodable JSON (NaN, infinity or deep nesting)") from None
+    if size > MAX_META_BYTES:
+        raise ProtocolError(
+            ErrorCode.BAD_FIELD,
+            f"header field 'meta' is {size} bytes as compact UTF-8 JSON; at most {MAX_META_BYTES} (replies echo it)",
+        )
+
+
 def check_payload(header: Header, payload_len: int) -> None:
     """The payload must hold exactly the pixels the header announces (none for start/end)."""
     expected = header.nbytes if header.type is MessageType.FRAME else 0
@@ -240,9 +297,13 @@ def frame_message(header: Header, frame: NDArray[Any]) -> list[bytes | memoryvie
         raise ValueError(f"dtype {dtype!r} cannot be sent; use one of {sorted(ALLOWED_DTYPES)}")
     data = np.ascontiguousarray(frame)
     header = replace(header, dtype=dtype, shape=tuple(int(s) for s in data.shape))
+    if header.meta:
+        _check_meta(header.meta)
     return [encode_header(header), memoryview(data).cast("B")]
 
 
 def control_message(header: Header) -> list[bytes]:
-    """Build ``[header, b""]`` for ``start``/``end`` (and for replies without pixels)."""
+    """Build ``[header, b""]`` for ``start``/``end``."""
+    if header.meta:
+        _check_meta(header.meta)
     return [encode_header(header), b""]

@@ -26,6 +26,7 @@ from typing import Any
 
 from livedenoise.server.errors import LiveDenoiseError
 from livedenoise.server.ingest.control import IngestControlClient
+from livedenoise.server.ingest.liveness import IngestLiveness, IngestState
 from livedenoise.server.registry import ModelRegistry
 from livedenoise.server.settings import ServerSettings
 
@@ -184,10 +185,11 @@ class IngestProcess:
 
 
 class IngestWatchdog:
-    """Keeps one ingest process running: restarts it (with backoff) when it dies, then reloads the active model.
+    """Keeps one working ingest process: restarts it (with backoff) when it dies, when one of its threads has
+    died, or when it stops answering pings for longer than any command takes; then reloads the active model.
 
     The shared :class:`IngestControlClient` is re-pointed at the new control endpoint, so the app never
-    holds a stale one.
+    holds a stale one. What it last saw is in :attr:`liveness` (``/v1/health``).
     """
 
     def __init__(
@@ -198,19 +200,29 @@ class IngestWatchdog:
         process: IngestProcess,
         *,
         check_interval_s: float = 0.5,
+        ping_interval_s: float = 2.0,
+        unresponsive_after_s: float = 180.0,
         max_backoff_s: float = 30.0,
+        liveness: IngestLiveness | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.client = client
         self.process = process
         self.check_interval_s = check_interval_s
+        self.ping_interval_s = ping_interval_s
+        # A load_model may hold the control thread for up to 120 s (TensorRT builds): only silence longer
+        # than that is a hung process.
+        self.unresponsive_after_s = unresponsive_after_s
         self.max_backoff_s = max_backoff_s
+        self.liveness = liveness or IngestLiveness()
         self.restarts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-watchdog", daemon=True)
 
     def start(self) -> None:
+        if self.process.is_alive():  # IngestProcess.start() has had its first ping answered
+            self.liveness.set(state=IngestState.OK, pid=self.process.pid, detail="started")
         self._thread.start()
 
     def stop(self) -> None:
@@ -219,25 +231,60 @@ class IngestWatchdog:
 
     def _run(self) -> None:
         backoff = 1.0
-        healthy_since = time.monotonic()
+        healthy_since = last_ping = last_answer = time.monotonic()
         while not self._stop.wait(self.check_interval_s):
+            now = time.monotonic()
             if self.process.is_alive():
-                if time.monotonic() - healthy_since > 60:
-                    backoff = 1.0
-                continue
-            logger.error("ingest process %s died unexpectedly (exit code %s); restarting it", self.process.pid, self.process.exitcode)
+                if now - last_ping < self.ping_interval_s:
+                    continue
+                last_ping = now
+                problem = self._check()
+                if problem is None:
+                    last_answer = now
+                    if now - healthy_since > 60:
+                        backoff = 1.0
+                    continue
+                if problem is IngestState.BUSY:
+                    if now - last_answer < self.unresponsive_after_s:
+                        continue
+                    problem = IngestState.UNRESPONSIVE
+                    self.liveness.set(state=problem, detail=f"no answer to pings for {now - last_answer:.0f} s")
+                logger.error("ingest process %s: %s; restarting it", self.process.pid, self.liveness.get().detail)
+                self.process.stop(timeout_s=10.0)
+            else:
+                detail = f"ingest process {self.process.pid} died unexpectedly (exit code {self.process.exitcode})"
+                self.liveness.set(state=IngestState.DOWN, detail=detail)
+                logger.error("%s; restarting it", detail)
             if self._stop.wait(min(backoff, self.max_backoff_s)):
                 return
             backoff = min(backoff * 2, self.max_backoff_s)
             try:
                 endpoints = self.process.start()
             except IngestStartError as exc:
+                self.liveness.set(state=IngestState.DOWN, detail=str(exc))
                 logger.error("%s; will retry", exc)
                 continue
             self.client.endpoint = endpoints["control"]
             self.restarts += 1
-            healthy_since = time.monotonic()
+            self.liveness.set(state=IngestState.OK, pid=self.process.pid, restarts=self.restarts, detail="restarted")
+            healthy_since = last_ping = last_answer = time.monotonic()
             reload_active_model(self.registry, self.client)
+
+    def _check(self) -> IngestState | None:
+        """Ping the ingest process: None when every thread runs, else the state it is in (recorded)."""
+        try:
+            reply = self.client.ping(timeout_s=min(2.0, self.ping_interval_s))
+        except LiveDenoiseError as exc:
+            self.liveness.set(state=IngestState.BUSY, detail=f"ping: {exc.message}")
+            return IngestState.BUSY
+        threads = {str(k): bool(v) for k, v in dict(reply.get("threads") or {}).items()}
+        dead = sorted(name for name, alive in threads.items() if not alive)
+        if dead:
+            self.liveness.set(state=IngestState.THREAD_DIED, pid=self.process.pid, threads=threads,
+                              detail=f"ingest thread(s) {', '.join(dead)} died")
+            return IngestState.THREAD_DIED
+        self.liveness.set(state=IngestState.OK, pid=self.process.pid, threads=threads, detail="")
+        return None
 
 
 def reload_active_model(registry: ModelRegistry, client: IngestControlClient) -> str | None:
@@ -300,7 +347,7 @@ def serve(settings: ServerSettings) -> None:
             reload_active_model(registry, client)
         watchdog = IngestWatchdog(settings, registry, client, process)
         watchdog.start()
-        app = create_app(settings, ingest=client, registry=registry)
+        app = create_app(settings, ingest=client, registry=registry, liveness=watchdog.liveness)
         config = uvicorn.Config(app, host=settings.bind, port=settings.http_port, log_config=None, timeout_graceful_shutdown=10)
         logger.info("control plane on http://%s:%d, frames on %s", settings.bind, settings.http_port, endpoints["frames"])
         uvicorn.Server(config).run()

@@ -18,6 +18,7 @@ from livedenoise.server.api.routes import data, health, models, status
 from livedenoise.server.api.routes import jobs as jobs_routes
 from livedenoise.server.api.runtime import Runtime
 from livedenoise.server.ingest.control import IngestControlClient
+from livedenoise.server.ingest.liveness import IngestLiveness
 from livedenoise.server.jobs.manager import JobManager
 from livedenoise.server.registry import ModelRegistry
 from livedenoise.server.settings import ServerSettings
@@ -37,6 +38,7 @@ def create_app(
     ingest: IngestControlClient | None = None,
     registry: ModelRegistry | None = None,
     jobs: JobManager | None = None,
+    liveness: IngestLiveness | None = None,
 ) -> FastAPI:
     """Build the control-plane app.
 
@@ -49,6 +51,8 @@ def create_app(
     registry, jobs
         Injected instances; by default they are built from ``settings``. A job manager built here is
         started and closed (running jobs stopped) with the app's lifespan; an injected one is the caller's.
+    liveness
+        The supervisor's view of the ingest process, reported by ``/v1/health``.
     """
     settings.ensure_dirs()
     registry = registry or ModelRegistry(settings.models_dir, max_bytes=settings.max_upload_bytes)
@@ -60,7 +64,7 @@ def create_app(
 
     if jobs is None:
         jobs = JobManager(settings, registry, on_activate=activate)
-    runtime = Runtime(settings=settings, registry=registry, jobs=jobs, ingest=ingest)
+    runtime = Runtime(settings=settings, registry=registry, jobs=jobs, ingest=ingest, liveness=liveness)
     holder["runtime"] = runtime
 
     @asynccontextmanager

@@ -10,6 +10,7 @@ from typing import Any
 
 from livedenoise.server.errors import IngestUnavailable
 from livedenoise.server.ingest.control import IngestControlClient
+from livedenoise.server.ingest.liveness import IngestLiveness
 from livedenoise.server.jobs.manager import JobManager
 from livedenoise.server.registry import ModelRecord, ModelRegistry
 from livedenoise.server.settings import ServerSettings
@@ -25,6 +26,7 @@ class Runtime:
     registry: ModelRegistry
     jobs: JobManager
     ingest: IngestControlClient | None = None
+    liveness: IngestLiveness | None = None  # the supervisor's view of the ingest process, for /v1/health
     # One model change at a time, so active.json always names what the ingest process serves.
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -36,9 +36,24 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class IngestHealthPublic(BaseModel):
+    """What the supervisor last saw of the ingest process (it pings every few seconds)."""
+
+    state: Literal["starting", "ok", "busy", "thread_died", "unresponsive", "down"]
+    pid: int | None = None
+    threads: dict[str, bool] = Field(default_factory=dict, description="router, worker, control: running")
+    restarts: int = 0
+    detail: str = ""
+    checked_at: float = Field(0.0, description="unix time of the last check")
+
+
 class HealthPublic(BaseModel):
-    status: Literal["ok"] = "ok"
+    """``ok`` (HTTP 200) while the control plane runs and the ingest process, where there is one, serves;
+    ``degraded`` (HTTP 503) while the ingest process is down, has a dead thread or is being restarted."""
+
+    status: Literal["ok", "degraded"] = "ok"
     version: str
+    ingest: IngestHealthPublic | None = None
 
 
 class ModelPublic(BaseModel):

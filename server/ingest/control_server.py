@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
+from livedenoise.clients.protocol import ProtocolError, encode_json, parse_json
 from livedenoise.server.errors import LiveDenoiseError
 from livedenoise.server.ingest.control import Command
 
@@ -39,6 +39,10 @@ class ControlServer:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
         if threading.current_thread() is not self._thread:
@@ -49,18 +53,22 @@ class ControlServer:
             while not self._stop.is_set():
                 if not self.socket.poll(POLL_MS):
                     continue
-                raw = self.socket.recv()
-                reply = self.handle(raw)
-                self.socket.send_json(reply)
+                # REP must answer every request it reads, whatever it holds: read all its parts first.
+                parts = self.socket.recv_multipart()
+                if len(parts) != 1:
+                    reply = _error("invalid_request", f"a control request is one JSON part; got {len(parts)} parts")
+                else:
+                    reply = self.handle(parts[0])
+                self.socket.send(encode_json(reply))
         finally:
             self.socket.close(linger=500)
 
     def handle(self, raw: bytes) -> dict[str, Any]:
         """One request → one reply dict (never raises)."""
         try:
-            request = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error("invalid_request", f"control request is not JSON: {exc}")
+            request = parse_json(raw, "control request")
+        except ProtocolError as exc:
+            return _error("invalid_request", exc.message)
         if not isinstance(request, dict):
             return _error("invalid_request", "control request must be a JSON object")
         try:
@@ -69,7 +77,7 @@ class ControlServer:
             return _error("invalid_request", f"unknown command {request.get('cmd')!r}; known: {[c.value for c in Command]}")
         try:
             if cmd is Command.PING:
-                return {"ok": True, "pid": os.getpid()}
+                return {"ok": True, "pid": os.getpid(), "threads": self.service.threads()}
             if cmd is Command.STATUS:
                 return {"ok": True, "status": self.service.status()}
             if cmd is Command.LOAD_MODEL:

@@ -5,14 +5,27 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from livedenoise.clients.protocol import ErrorCode, Header, MessageType, SkipReason, encode_header
+from livedenoise.clients.protocol import (
+    MAX_REPLY_HEADER_BYTES,
+    ErrorCode,
+    Header,
+    MessageType,
+    ProtocolError,
+    SkipReason,
+    bounded,
+    encode_header,
+)
 
 __all__ = ["UNKNOWN_STREAM", "Reply", "frame_reply", "skipped_reply", "error_reply", "end_reply"]
+
+logger = logging.getLogger(__name__)
 
 Reply = list[bytes | memoryview]
 
@@ -22,7 +35,17 @@ UNKNOWN_STREAM = "?"
 
 
 def _envelope(identity: bytes, header: Header, payload: bytes | memoryview = b"") -> Reply:
-    return [identity, header.stream.encode(), encode_header(header), payload]
+    """The internal reply message. Accepted headers bound every echoed field (names, ``meta``), so a reply
+    always fits :data:`MAX_REPLY_HEADER_BYTES`; should one still not, it goes out without its ``meta``
+    rather than not at all (a reply that is never sent is a frame lost)."""
+    try:
+        raw = encode_header(header, limit=MAX_REPLY_HEADER_BYTES)
+    except ProtocolError as exc:
+        logger.error("reply header for stream %.128r does not encode (%s); sending it without meta", header.stream, exc.message)
+        note = "meta not echoed: the reply header would exceed the limit"
+        header = replace(header, meta={}, message=bounded(f"{header.message} ({note})" if header.message else note))
+        raw = encode_header(header, limit=MAX_REPLY_HEADER_BYTES)
+    return [identity, header.stream.encode(), raw, payload]
 
 
 def frame_reply(
@@ -82,7 +105,7 @@ def error_reply(
         t_ns=t_ns,
         meta=meta or {},
         code=ErrorCode(code).value,
-        message=message,
+        message=bounded(message),
     )
     return _envelope(identity, header)
 

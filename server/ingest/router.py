@@ -18,7 +18,6 @@ forwarded to their ROUTER identity and, with the stream id as topic, to PUB (whi
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import zmq
 
 from livedenoise.clients.protocol import (
+    MAX_NAME_CHARS,
     ErrorCode,
     Header,
     MessageType,
@@ -33,6 +33,7 @@ from livedenoise.clients.protocol import (
     array_from_payload,
     check_payload,
     decode_header,
+    parse_json,
 )
 from livedenoise.server.errors import FrameRejected
 from livedenoise.server.ingest.replies import UNKNOWN_STREAM, error_reply
@@ -74,6 +75,10 @@ class Router:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def pause_input(self, timeout_s: float = 5.0) -> None:
         """Stop reading client messages (shutdown); replies keep flowing.
@@ -127,7 +132,10 @@ class Router:
                 identity, stream, header, payload = self.replies.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self.frontend.send_multipart([identity, header, payload], copy=False)
+            try:
+                self.frontend.send_multipart([identity, header, payload], copy=False)
+            except zmq.ZMQError as exc:  # e.g. a peer whose identity is no longer routable
+                logger.warning("reply to a peer could not be sent: %s", exc)
             try:
                 self.pub.send_multipart([stream, header, payload], zmq.NOBLOCK, copy=False)
             except zmq.Again:  # preview is lossy by design
@@ -167,8 +175,17 @@ class Router:
             self._refuse(identity, parts, header, exc.code.value, exc.message)
         except FrameRejected as exc:
             self._refuse(identity, parts, header, exc.code, exc.message)
+        except Exception as exc:  # a bug must cost one message an `internal` refusal, never the thread
+            logger.exception("internal error on a message from stream %.128r", header.stream if header else "?")
+            self._refuse(identity, parts, header, ErrorCode.INTERNAL.value, f"internal error, message not accepted: {exc!r}")
 
     def _refuse(self, identity: bytes, parts: list[bytes], header: Header | None, code: str, message: str) -> None:
+        try:
+            self._send_refusal(identity, parts, header, code, message)
+        except Exception:  # the peer gets no answer to this one message; the thread lives on
+            logger.exception("could not send a %s refusal", code)
+
+    def _send_refusal(self, identity: bytes, parts: list[bytes], header: Header | None, code: str, message: str) -> None:
         echo = _echo(header, parts)
         stream = echo.get("stream") or UNKNOWN_STREAM
         logger.debug("refused message from stream %s: %s %s", stream, code, message)
@@ -187,20 +204,20 @@ class Router:
 
 def _echo(header: Header | None, parts: list[bytes]) -> dict[str, Any]:
     """Stream, series, index, t_ns and meta of a refused message, as far as they can be read."""
-    if header is not None:
+    if header is not None:  # decoded, so every field is within its bounds
         return {"stream": header.stream, "series": header.series, "index": header.index, "t_ns": header.t_ns, "meta": header.meta}
     if not parts:
         return {}
     try:
-        obj = json.loads(bytes(parts[0]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        obj = parse_json(parts[0], "header")
+    except ProtocolError:
         return {}
     if not isinstance(obj, dict):
         return {}
-    echo: dict[str, Any] = {}
-    if isinstance(obj.get("stream"), str) and 0 < len(obj["stream"]) <= 128:
+    echo: dict[str, Any] = {}  # what could be read of an undecodable header; never its meta (unbounded)
+    if isinstance(obj.get("stream"), str) and 0 < len(obj["stream"]) <= MAX_NAME_CHARS:
         echo["stream"] = obj["stream"]
-    if isinstance(obj.get("series"), str):
+    if isinstance(obj.get("series"), str) and len(obj["series"]) <= MAX_NAME_CHARS:
         echo["series"] = obj["series"]
     for key in ("index", "t_ns"):
         if isinstance(obj.get(key), int) and not isinstance(obj.get(key), bool) and obj[key] >= 0:

@@ -193,6 +193,11 @@ class IngestService:
         }
 
     # -- status ------------------------------------------------------------------------------------------
+    def threads(self) -> dict[str, bool]:
+        """Whether each of the service's threads runs; a dead one means ingest must be restarted."""
+        parts = {"router": self._router, "worker": self._worker, "control": self._control}
+        return {name: part is not None and part.alive for name, part in parts.items()}
+
     def status(self) -> dict[str, Any]:
         """Model, provider, uptime, per-stream counters/rates/latency and totals, as plain JSON types."""
         engine = self._worker.engine if self._worker is not None else None
@@ -203,6 +208,7 @@ class IngestService:
             "provider": engine.provider if engine is not None else self.settings.provider.value,
             "uptime_s": round(time.monotonic() - self._started_at, 3) if self._started_at else 0.0,
             "endpoints": {"frames": self.zmq_endpoint, "pub": self.pub_endpoint, "control": self.control_endpoint},
+            "threads": self.threads(),
             **tables,
         }
 

@@ -141,19 +141,34 @@ class InferenceWorker:
         push.connect(self._endpoint)
         try:
             while not self._stop.is_set():
-                self._apply_swap()
-                with self.table.cond:
-                    items = self._schedule(self._engine)
-                    if not items:
-                        self.table.cond.wait(IDLE_WAIT_S)
-                        continue
-                self._infer([item for item in items if isinstance(item, _Job)])
-                self._emit(push, items)
-        except Exception:  # a bug here must not silently stop serving unnoticed
-            logger.exception("inference worker crashed")
-            raise
+                try:
+                    self._cycle(push)
+                except Exception:  # a bug costs at most this cycle, never the thread (failures in inference and
+                    # in building replies are answered per frame inside the cycle)
+                    logger.exception("inference worker: a cycle failed")
+                    time.sleep(IDLE_WAIT_S)
         finally:
             push.close()
+
+    def _cycle(self, push: zmq.Socket[Any]) -> None:
+        self._apply_swap()
+        with self.table.cond:
+            items = self._schedule(self._engine)
+            if not items:
+                self.table.cond.wait(IDLE_WAIT_S)
+                return
+        try:
+            self._infer([item for item in items if isinstance(item, _Job)])
+        except Exception as exc:
+            logger.exception("inference worker: inference bookkeeping failed")
+            for item in items:
+                if isinstance(item, _Job) and item.output is None and item.error is None:
+                    item.error = (ErrorCode.INTERNAL.value, f"internal error during inference: {exc!r}")
+        self._emit(push, items)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def _apply_swap(self) -> None:
         with self._swap_lock:
@@ -269,20 +284,18 @@ class InferenceWorker:
         series = job.series
         latencies: list[float] = []
         for i, frame in enumerate(job.frames):
-            if job.output is not None:
-                latency_ms = (time.monotonic() - frame.received) * 1000.0
-                reply = frame_reply(
-                    series.identity, series.stream, series.series, frame.index, frame.t_ns, frame.meta,
-                    job.output[i], model_id, latency_ms,
-                )  # fmt: skip
-                latencies.append(latency_ms)
-            else:
-                assert job.error is not None
-                code, message = job.error
+            latency_ms = (time.monotonic() - frame.received) * 1000.0
+            try:
+                reply = self._job_reply(job, i, frame, model_id, latency_ms)
+            except Exception as exc:  # the frame still gets its one reply, in order
+                logger.exception("reply for stream %.128r index %d could not be built", series.stream, frame.index)
                 reply = error_reply(
-                    series.identity, code, message, stream=series.stream, series=series.series,
-                    index=frame.index, t_ns=frame.t_ns, meta=frame.meta,
+                    series.identity, ErrorCode.INTERNAL, f"internal error building the reply: {exc!r}",
+                    stream=series.stream, series=series.series, index=frame.index, t_ns=frame.t_ns,
                 )  # fmt: skip
+            else:
+                if job.output is not None:
+                    latencies.append(latency_ms)
             push.send_multipart(reply, copy=False)
         with self.table.cond:
             state = job.state
@@ -297,3 +310,18 @@ class InferenceWorker:
             if errors:
                 state.counters.inc("errors", errors)
                 self.table.totals.inc("errors", errors)
+
+    @staticmethod
+    def _job_reply(job: _Job, i: int, frame: PendingFrame, model_id: str, latency_ms: float) -> Reply:
+        series = job.series
+        if job.output is not None:
+            return frame_reply(
+                series.identity, series.stream, series.series, frame.index, frame.t_ns, frame.meta,
+                job.output[i], model_id, latency_ms,
+            )  # fmt: skip
+        assert job.error is not None
+        code, message = job.error
+        return error_reply(
+            series.identity, code, message, stream=series.stream, series=series.series,
+            index=frame.index, t_ns=frame.t_ns, meta=frame.meta,
+        )  # fmt: skip

@@ -64,7 +64,9 @@ def test_serve_starts_both_processes_restarts_ingest_and_stops_on_sigterm(tmp_pa
     try:
         with ControlClient(f"http://127.0.0.1:{port}", timeout=5) as control:
             status = _wait_status(control, proc, 60)
-            assert control.health()["status"] == "ok"
+            health = control.health()
+            assert health["status"] == "ok" and health["ingest"]["state"] == "ok"
+            assert health["ingest"]["pid"] == status["pid"]
             ingest_pid = status["pid"]
             assert ingest_pid != proc.pid and not _gone(ingest_pid)
             model_id = status["model"]["id"]

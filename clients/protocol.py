@@ -27,6 +27,7 @@ __all__ = [
     "MessageType",
     "ErrorCode",
     "SkipReason",
+    "EndReason",
     "ProtocolError",
     "Header",
     "decode_header",
@@ -90,6 +91,7 @@ class ErrorCode(str, Enum):
     INDEX_NOT_INCREASING = "index_not_increasing"
     TOO_MANY_STREAMS = "too_many_streams"
     BACKLOG_FULL = "backlog_full"  # lossless stream buffer is full; frame refused, not accepted
+    SERVER_BUSY = "server_busy"  # the server's memory budget for buffered frames and unread replies is spent
     NO_MODEL = "no_model"  # no engine is loaded
     MODEL_MISMATCH = "model_mismatch"  # frame cannot run on the active engine (e.g. too small)
     INFERENCE_FAILED = "inference_failed"
@@ -98,6 +100,14 @@ class ErrorCode(str, Enum):
 
 class SkipReason(str, Enum):
     BACKLOG = "backlog"  # live mode dropped the oldest whole window to catch up
+
+
+class EndReason(str, Enum):
+    """Why the server closed a series the client did not ``end`` (the ``reason`` of its ``end`` reply)."""
+
+    NEW_START = "new_start"  # a start for a new series on the same stream
+    IDLE_TIMEOUT = "idle_timeout"  # no message for series_idle_timeout_s
+    SHUTDOWN = "shutdown"  # the server stopped
 
 
 class ProtocolError(ValueError):

@@ -107,6 +107,7 @@ class SeriesWindow:
         self._ended = False
         self._margin = history_margin
         self._warned_trimmed = False
+        self._held_bytes = 0
 
     # -- state -------------------------------------------------------------------------------------------
     @property
@@ -138,6 +139,11 @@ class SeriesWindow:
         """Frames currently kept in memory."""
         return len(self._frames)
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the frames currently kept."""
+        return self._held_bytes
+
     # -- input -------------------------------------------------------------------------------------------
     def append(self, frame: NDArray[Any]) -> int:
         """Add the next frame (2-D); returns its position. The array is kept, not copied."""
@@ -147,6 +153,7 @@ class SeriesWindow:
             raise ValueError(f"a frame must be 2-D (y, x), got shape {frame.shape}")
         position = self._arrived
         self._frames[position] = frame
+        self._held_bytes += frame.nbytes
         self._arrived += 1
         return position
 
@@ -202,9 +209,11 @@ class SeriesWindow:
         return dropped
 
     def skip_all(self) -> range:
-        """Hand out every arrived position without forming blocks (e.g. no model loaded)."""
+        """Hand out every arrived position without forming blocks (e.g. no model loaded); only the history
+        margin is kept, as context for a model loaded later."""
         skipped = range(self._next_out, self._arrived)
         self._next_out = self._arrived
+        self._trim_before(self._next_out - self._margin)
         return skipped
 
     # -- internals ---------------------------------------------------------------------------------------
@@ -222,9 +231,13 @@ class SeriesWindow:
     def _trim(self, spec: WindowSpec) -> None:
         # Reflection at the end can reach back to next_out - (after + out_frames - 1), so keep the larger
         # of the two reaches plus the margin.
-        keep_from = self._next_out - max(spec.before, spec.after + spec.out_frames - 1) - self._margin
+        self._trim_before(self._next_out - max(spec.before, spec.after + spec.out_frames - 1) - self._margin)
+
+    def _trim_before(self, keep_from: int) -> None:
         while self._base < keep_from and self._base < self._arrived:
-            self._frames.pop(self._base, None)
+            frame = self._frames.pop(self._base, None)
+            if frame is not None:
+                self._held_bytes -= frame.nbytes
             self._base += 1
 
 

@@ -46,6 +46,16 @@ class ServerSettings(BaseSettings):
     max_batch: int = Field(8, gt=0, description="windows per engine call, across streams of one shape")
     live_max_backlog_frames: int = Field(32, gt=0, description="live mode: frames waiting before the oldest window is dropped")
     max_buffered_frames: int = Field(4096, gt=0, description="lossless mode: frames held per stream before refusing")
+    max_buffered_bytes: int = Field(
+        2 * 1024**3, gt=0,
+        description="all streams together: pixels held in windows plus replies a peer has not read; beyond it "
+        "frames are refused with server_busy",
+    )
+    series_idle_timeout_s: float = Field(
+        600.0, gt=0,
+        description="an open series with no message for this long is closed as if `end` had been sent (its "
+        "frames are answered) and its stream slot is freed; raise it for slow time-lapses",
+    )
     max_upload_bytes: int = Field(8 * 1024**3, gt=0, description="largest model or training-movie upload")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads (0 = runtime default)")
     data_root: Path | None = Field(None, description="training data is read from here only (default: HOME/data)")

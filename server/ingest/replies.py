@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from livedenoise.clients.protocol import (
     MAX_REPLY_HEADER_BYTES,
+    EndReason,
     ErrorCode,
     Header,
     MessageType,
@@ -110,7 +111,8 @@ def error_reply(
     return _envelope(identity, header)
 
 
-def end_reply(identity: bytes, stream: str, series: str, meta: dict[str, Any]) -> Reply:
-    """Sent after the last reply of a series; ``meta`` echoes the client's ``end`` (empty on a flush)."""
-    header = Header(type=MessageType.END, stream=stream, series=series, meta=meta)
+def end_reply(identity: bytes, stream: str, series: str, meta: dict[str, Any], reason: EndReason | None = None) -> Reply:
+    """Sent after the last reply of a series; ``meta`` echoes the client's ``end``. A series the server
+    closed itself has empty ``meta`` and a ``reason``."""
+    header = Header(type=MessageType.END, stream=stream, series=series, meta=meta, reason=reason.value if reason else None)
     return _envelope(identity, header)

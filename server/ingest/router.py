@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from typing import Any
 
 import zmq
@@ -46,6 +48,16 @@ logger = logging.getLogger(__name__)
 POLL_MS = 50
 # Replies forwarded per loop turn before the ROUTER is polled again, so neither side starves.
 FORWARD_BURST = 256
+# How often open series are checked for the idle timeout.
+EXPIRE_EVERY_S = 1.0
+
+Message = list[Any]  # [identity, header, payload]: bytes, memoryview or zmq.Frame parts
+
+
+def _nbytes(part: Any) -> int:
+    if isinstance(part, zmq.Frame):
+        return int(part.buffer.nbytes)
+    return memoryview(part).nbytes
 
 
 class Router:
@@ -72,6 +84,9 @@ class Router:
         self._paused = threading.Event()  # set by the loop once it no longer reads client messages
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-router", daemon=True)
+        # Replies waiting for peers whose pipe is full (they do not read), in order, per peer.
+        self._parked: dict[bytes, deque[tuple[Message, int]]] = {}
+        self._next_expiry = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -111,12 +126,17 @@ class Router:
                     poller.register(self.frontend, zmq.POLLIN)
                     input_registered = True
                 events = dict(poller.poll(POLL_MS))
+                if self._parked:
+                    self._retry_parked()
                 if self.replies in events:
                     self._forward(FORWARD_BURST)
                 if self.frontend in events:
                     self._receive()
+                self._expire_idle()
                 if self._stop.is_set() and not events:
                     self._forward(None)
+                    if self._parked:
+                        logger.warning("closing with replies for %d peers that did not read them", len(self._parked))
                     return
         except Exception:
             logger.exception("ingest router crashed")
@@ -132,15 +152,79 @@ class Router:
                 identity, stream, header, payload = self.replies.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            try:
-                self.frontend.send_multipart([identity, header, payload], copy=False)
-            except zmq.ZMQError as exc:  # e.g. a peer whose identity is no longer routable
-                logger.warning("reply to a peer could not be sent: %s", exc)
+            self._deliver([identity, header, payload])
             try:
                 self.pub.send_multipart([stream, header, payload], zmq.NOBLOCK, copy=False)
             except zmq.Again:  # preview is lossy by design
                 pass
             n += 1
+
+    # -- delivery to peers (ROUTER_MANDATORY: an unroutable or full peer is an error, never a silent drop) --
+    def _deliver(self, message: Message, *, refusal: bool = False) -> None:
+        """Send a reply, or park it behind the peer's earlier ones while the peer does not read.
+
+        Replies to accepted frames are always parked: there is at most one per accepted frame, and frames
+        are accepted only within ``max_buffered_bytes`` (parked bytes included), so they are bounded.
+        Refusals can be provoked without limit by a peer that sends and never reads: they are parked only
+        while the parked bytes are within the budget, then dropped and counted ``undeliverable``.
+        """
+        identity = bytes(message[0].bytes if isinstance(message[0], zmq.Frame) else message[0])
+        if identity in self._parked:  # keep the peer's order: behind what already waits
+            self._park(identity, message, refusal)
+            return
+        try:
+            self.frontend.send_multipart(message, zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # the peer's pipe is at its high-water mark: it is not reading
+            self._park(identity, message, refusal)
+        except zmq.ZMQError as exc:  # EHOSTUNREACH: the peer disconnected (a reconnect has a new identity)
+            self._undeliverable(1, exc)
+
+    def _park(self, identity: bytes, message: Message, refusal: bool) -> None:
+        size = sum(_nbytes(part) for part in message)
+        with self.table.cond:
+            drop = refusal and self.table.parked_bytes + size > self.table.settings.max_buffered_bytes
+            if not drop:
+                self.table.parked_bytes += size
+        if drop:
+            self._undeliverable(1, "a refusal to a peer that does not read, past the memory budget")
+            return
+        self._parked.setdefault(identity, deque()).append((message, size))
+
+    def _retry_parked(self) -> None:
+        for identity in list(self._parked):
+            queue = self._parked[identity]
+            sent = 0
+            while queue:
+                message, size = queue[0]
+                try:
+                    self.frontend.send_multipart(message, zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                except zmq.ZMQError as exc:
+                    dropped = sum(s for _, s in queue)
+                    self._undeliverable(len(queue), exc)
+                    sent += dropped
+                    queue.clear()
+                    break
+                queue.popleft()
+                sent += size
+            with self.table.cond:
+                self.table.parked_bytes -= sent
+            if not queue:
+                del self._parked[identity]
+
+    def _undeliverable(self, count: int, why: object) -> None:
+        logger.warning("%d repl%s could not be delivered: %s", count, "y" if count == 1 else "ies", why)
+        with self.table.cond:
+            self.table.totals.inc("undeliverable", count)
+
+    def _expire_idle(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            self._next_expiry = now + EXPIRE_EVERY_S
+            expired = self.table.expire_idle(now)
+            if expired:
+                logger.info("closed %d idle series (series_idle_timeout_s)", expired)
 
     def _receive(self) -> None:
         for _ in range(FORWARD_BURST):
@@ -195,7 +279,7 @@ class Router:
             index=echo.get("index"), t_ns=echo.get("t_ns"), meta=echo.get("meta"),
         )  # fmt: skip
         identity_part, stream_part, header_part, payload = reply
-        self.frontend.send_multipart([identity_part, header_part, payload])
+        self._deliver([identity_part, header_part, payload], refusal=True)
         try:
             self.pub.send_multipart([stream_part, header_part, payload], zmq.NOBLOCK)
         except zmq.Again:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 
 import zmq
 
+from livedenoise.clients.protocol import MAX_HEADER_BYTES
 from livedenoise.server.engine.base import Engine
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.errors import EngineError
@@ -29,6 +30,10 @@ from livedenoise.server.settings import ServerSettings
 __all__ = ["IngestService", "run_ingest"]
 
 logger = logging.getLogger(__name__)
+
+# Replies queued inside ZeroMQ per peer before the router parks them in accounted memory (kept small: what
+# sits in the pipe is outside max_buffered_bytes; a peer that reads at camera rate keeps it near empty).
+ROUTER_SNDHWM = 32
 
 
 class _EventLike(Protocol):
@@ -88,7 +93,12 @@ class IngestService:
         s = self.settings
         ctx = self._ctx = zmq.Context()
         frontend = ctx.socket(zmq.ROUTER)
-        frontend.setsockopt(zmq.SNDHWM, 0)  # a reply to an accepted frame is never dropped by a full pipe
+        # A message part larger than a frame (plus a header) closes the connection before it is buffered.
+        frontend.setsockopt(zmq.MAXMSGSIZE, s.max_frame_bytes + MAX_HEADER_BYTES)
+        # Replies a peer does not read stop at its pipe's high-water mark; the router then parks them, counted
+        # against max_buffered_bytes. ROUTER_MANDATORY makes a full or vanished peer an error, never a silent drop.
+        frontend.setsockopt(zmq.SNDHWM, ROUTER_SNDHWM)
+        frontend.setsockopt(zmq.ROUTER_MANDATORY, 1)
         pub = ctx.socket(zmq.PUB)
         pub.setsockopt(zmq.SNDHWM, 1000)
         control = ctx.socket(zmq.REP)

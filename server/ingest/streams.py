@@ -24,7 +24,7 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-from livedenoise.clients.protocol import ErrorCode, Header
+from livedenoise.clients.protocol import EndReason, ErrorCode, Header
 from livedenoise.server.errors import FrameRejected
 from livedenoise.server.metrics import Counters, LatencyRing, RateMeter
 from livedenoise.server.settings import ServerSettings, StreamMode
@@ -65,6 +65,13 @@ class SeriesState:
     pending: deque[PendingFrame] = field(default_factory=deque)
     last_index: int | None = None
     end_meta: dict[str, Any] = field(default_factory=dict)
+    end_reason: EndReason | None = None  # set when the server closed the series itself
+
+    def close(self, reason: EndReason) -> None:
+        """End the series on the server's initiative (its frames are still answered)."""
+        if not self.window.ended:
+            self.end_reason = reason
+            self.window.end()
 
     @property
     def ended(self) -> bool:
@@ -133,7 +140,11 @@ class StreamTable:
         self.cond = threading.Condition()
         self.streams: dict[str, StreamState] = {}
         self.rejected: Counter[str] = Counter()
-        self.totals = Counters("accepted_messages", "frames_in", "frames_out", "skipped", "errors", "rejected", "batches")
+        self.totals = Counters(
+            "accepted_messages", "frames_in", "frames_out", "skipped", "errors", "rejected", "batches", "undeliverable",
+            "expired_series",
+        )  # fmt: skip
+        self.parked_bytes = 0  # replies the router holds for peers that do not read them (router updates it)
 
     # -- router side (each takes the lock) ----------------------------------------------------------------
     def start(self, identity: bytes, header: Header) -> None:
@@ -153,7 +164,7 @@ class StreamTable:
                 self._forget_idle()
             previous = state.open_series
             if previous is not None:
-                previous.window.end()
+                previous.close(EndReason.NEW_START)
             state.latest = SeriesState(
                 stream=header.stream,
                 series=header.series,
@@ -192,6 +203,13 @@ class StreamTable:
                     ErrorCode.BACKLOG_FULL,
                     f"stream {state.stream!r} holds {state.backlog} frames waiting (max_buffered_frames="
                     f"{self.settings.max_buffered_frames}); slow down or use live mode",
+                )
+            held = self._buffered_bytes()
+            if held + pixels.nbytes > self.settings.max_buffered_bytes:
+                raise _reject(
+                    ErrorCode.SERVER_BUSY,
+                    f"the server holds {held} bytes of frames and unread replies (max_buffered_bytes="
+                    f"{self.settings.max_buffered_bytes}); frame not accepted, retry later",
                 )
             now = time.monotonic()
             series.window.append(pixels)
@@ -237,8 +255,27 @@ class StreamTable:
         with self.cond:
             for state in self.streams.values():
                 if state.open_series is not None:
-                    state.open_series.window.end()
+                    state.open_series.close(EndReason.SHUTDOWN)
             self.cond.notify_all()
+
+    def expire_idle(self, now: float | None = None) -> int:
+        """Close open series that have had no message for ``series_idle_timeout_s``; returns how many."""
+        now = time.monotonic() if now is None else now
+        expired = 0
+        with self.cond:
+            for state in self.streams.values():
+                series = state.open_series
+                if series is not None and now - state.last_seen > self.settings.series_idle_timeout_s:
+                    series.close(EndReason.IDLE_TIMEOUT)
+                    expired += 1
+            if expired:
+                self.totals.inc("expired_series", expired)
+                self.cond.notify_all()
+        return expired
+
+    def buffered_bytes(self) -> int:
+        with self.cond:
+            return self._buffered_bytes()
 
     def idle(self) -> bool:
         with self.cond:
@@ -251,6 +288,7 @@ class StreamTable:
                 "totals": {
                     **self.totals.snapshot(),
                     "active_streams": self._active_count(),
+                    "buffered_bytes": self._buffered_bytes(),
                     "rejected_by_code": dict(self.rejected),
                 },
             }
@@ -282,6 +320,10 @@ class StreamTable:
                 f"{series.series!r} open; send start for the new series first",
             )
         return state, series
+
+    def _buffered_bytes(self) -> int:
+        held = sum(series.window.held_bytes for state in self.streams.values() for series in state.series)
+        return held + self.parked_bytes
 
     def _active_count(self) -> int:
         return sum(1 for state in self.streams.values() if state.active)

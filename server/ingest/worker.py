@@ -236,7 +236,7 @@ class InferenceWorker:
             if not window.done:
                 return False
             state.series.popleft()
-            items.append(_Done(state, end_reply(series.identity, series.stream, series.series, series.end_meta)))
+            items.append(_Done(state, end_reply(series.identity, series.stream, series.series, series.end_meta, series.end_reason)))
         return False
 
     # -- 2. inference (no lock) --------------------------------------------------------------------------

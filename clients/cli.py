@@ -213,9 +213,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from livedenoise.clients.progress import ProgressBar
     from livedenoise.clients.stream import StreamClient
 
+    curve = _client_keys(args)
     movie = read_movie(args.movie)
     bar = ProgressBar("stream")
-    client = StreamClient(args.to, stream=args.stream)
+    client = StreamClient(args.to, stream=args.stream, curve=curve)
     try:
         result = client.denoise(movie, fps=args.fps, mode=args.mode, progress=bar.update)
     finally:
@@ -226,6 +227,28 @@ def cmd_stream(args: argparse.Namespace) -> int:
     summary = result.summary()
     print(json.dumps(summary))
     return 0 if summary.get("frames_out") == summary.get("frames_in") else 1
+
+
+def _client_keys(args: argparse.Namespace) -> Any:
+    """CURVE keys from --server-key/--client-key (both or neither)."""
+    from livedenoise.clients.keys import ClientKeys
+
+    if (args.server_key is None) != (args.client_key is None):
+        raise ValueError("--server-key and --client-key go together: the server's .key file and your .key_secret file")
+    if args.server_key is None:
+        return None
+    return ClientKeys.from_files(args.server_key, args.client_key)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from livedenoise.clients.keys import create_key_pair, load_public_key
+
+    public, secret = create_key_pair(args.dir, args.name)
+    print(f"public key  {public}  ({load_public_key(public).decode()})")
+    print(f"secret key  {secret}  (keep it private)")
+    print("A server accepts a client whose .key file lies in its LIVEDENOISE_CURVE_CLIENTS_DIR (restart ingest after"
+          " adding one); a client needs the server's .key file and its own .key_secret.")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -319,7 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, help="pace like a camera (default: as fast as the server takes)")
     p.add_argument("--stream", default="cam0")
     p.add_argument("--mode", choices=["live", "lossless"])
+    p.add_argument("--server-key", dest="server_key", help="the server's public CURVE key file (.key), if it has one")
+    p.add_argument("--client-key", dest="client_key", help="your CURVE key pair (.key_secret), allowed by the server")
     p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("keys", help="create a CURVE key pair for the frames port (server or client)")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    k = keys_sub.add_parser("create", help="write NAME.key (public) and NAME.key_secret (0600)")
+    k.add_argument("name", help="file name of the pair, e.g. the rig's name")
+    k.add_argument("--dir", default=".", help="folder to write into (default: here)")
+    k.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("demo", help="simulate, train, serve and stream end to end on this machine")
     p.add_argument("--out", default="livedenoise-demo", help="output folder")
@@ -348,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except MissingExtra:
         raise
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
         # Bad user input (a corrupt movie, a wrong option value): one clear line, no traceback.
         print(f"livedenoise {args.command}: error: {exc}", file=sys.stderr)
         return 2

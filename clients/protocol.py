@@ -91,6 +91,7 @@ class ErrorCode(str, Enum):
     INDEX_NOT_INCREASING = "index_not_increasing"
     TOO_MANY_STREAMS = "too_many_streams"
     BACKLOG_FULL = "backlog_full"  # lossless stream buffer is full; frame refused, not accepted
+    NOT_OWNER = "not_owner"  # the series belongs to another connection or client key
     SERVER_BUSY = "server_busy"  # the server's memory budget for buffered frames and unread replies is spent
     NO_MODEL = "no_model"  # no engine is loaded
     MODEL_MISMATCH = "model_mismatch"  # frame cannot run on the active engine (e.g. too small)

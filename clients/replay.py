@@ -12,6 +12,7 @@ import numpy as np
 import zmq
 from numpy.typing import NDArray
 
+from livedenoise.clients.keys import ClientKeys
 from livedenoise.clients.movie_io import read_movie
 from livedenoise.clients.stream import Reply, StreamClient, StreamResult
 
@@ -42,6 +43,7 @@ def replay_movie(
     context: zmq.Context[Any] | None = None,
     on_reply: Callable[[Reply], None] | None = None,
     progress: Callable[[float], None] | None = None,
+    curve: ClientKeys | None = None,
 ) -> StreamResult:
     """Send a movie to ``endpoint`` at ``fps`` frames per second, as one series, and collect the replies.
 
@@ -75,6 +77,8 @@ def replay_movie(
         As in :class:`StreamClient`.
     on_reply, progress
         Called with every reply, and with the fraction of frames answered (when the count is known).
+    curve
+        Keys for a server with CURVE authentication (see :class:`~livedenoise.clients.keys.ClientKeys`).
 
     Returns
     -------
@@ -99,7 +103,9 @@ def replay_movie(
     t = int(movie.shape[0])
     total = max_frames if loop else min(t, max_frames or t)
     logger.info("replaying %s %s %s at %g fps to %s (stream %s)", name, movie.shape, movie.dtype, fps, endpoint, stream)
-    with StreamClient(endpoint, stream=stream, context=context, max_in_flight=max_in_flight, timeout_s=timeout_s) as client:
+    with StreamClient(
+        endpoint, stream=stream, context=context, max_in_flight=max_in_flight, timeout_s=timeout_s, curve=curve
+    ) as client:
         return client.stream_frames(
             _frames(movie, loop, max_frames),
             dtype=movie.dtype,

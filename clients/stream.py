@@ -25,6 +25,7 @@ import numpy as np
 import zmq
 from numpy.typing import NDArray
 
+from livedenoise.clients.keys import ClientKeys
 from livedenoise.clients.protocol import (
     ALLOWED_DTYPES,
     Header,
@@ -75,6 +76,9 @@ class StreamClient:
         Most frames sent without a reply yet; :meth:`send` waits for replies beyond that.
     timeout_s
         How long the client waits for a reply, while frames wait for one, before :class:`ServerSilent`.
+    curve
+        The server's public key and this client's key pair, for a server with CURVE authentication (any
+        server bound beyond loopback): :meth:`ClientKeys.from_files` reads them.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class StreamClient:
         context: zmq.Context[Any] | None = None,
         max_in_flight: int = 64,
         timeout_s: float = 30.0,
+        curve: ClientKeys | None = None,
     ) -> None:
         if not stream or len(stream) > 128:
             raise ValueError(f"stream id must be 1-128 characters, got {stream!r}")
@@ -99,6 +104,8 @@ class StreamClient:
         self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1000))
+        if curve is not None:
+            curve.apply(self._sock)
         self._sock.connect(endpoint)
         self._series: str | None = None
         self._dtype: str | None = None

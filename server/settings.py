@@ -23,6 +23,9 @@ class StreamMode(str, Enum):
     LOSSLESS = "lossless"  # every frame denoised; latency grows under load
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def default_home() -> Path:
     """Per-user data directory (XDG on Linux), so two users never share a registry."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -60,16 +63,40 @@ class ServerSettings(BaseSettings):
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads (0 = runtime default)")
     data_root: Path | None = Field(None, description="training data is read from here only (default: HOME/data)")
     api_token: str | None = Field(None, description="bearer token for mutating endpoints; required off loopback")
+    curve_secret_key: Path | None = Field(
+        None,
+        description="the server's CURVE key pair (.key_secret file): frames and PUB ports then accept only the "
+        "clients whose public keys lie in curve_clients_dir. Off loopback it is required; HOME/keys/server.key_secret "
+        "is created when not given",
+    )
+    curve_clients_dir: Path | None = Field(None, description="allowed client public keys (*.key; default HOME/keys/clients)")
     log_level: str = "INFO"
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> ServerSettings:
-        if self.bind not in ("127.0.0.1", "localhost", "::1") and not self.api_token:
+        if self.bind not in LOOPBACK and not self.api_token:
             raise ValueError(
                 f"bind={self.bind!r} exposes the server beyond loopback: set LIVEDENOISE_API_TOKEN "
                 "so mutating endpoints are protected"
             )
         return self
+
+    @property
+    def loopback_only(self) -> bool:
+        return self.bind in LOOPBACK
+
+    @property
+    def curve_enabled(self) -> bool:
+        """CURVE authentication on the frames and PUB ports: always off loopback, or when a key is given."""
+        return self.curve_secret_key is not None or not self.loopback_only
+
+    @property
+    def resolved_curve_secret_key(self) -> Path:
+        return self.curve_secret_key if self.curve_secret_key is not None else self.home / "keys" / "server.key_secret"
+
+    @property
+    def resolved_curve_clients_dir(self) -> Path:
+        return self.curve_clients_dir if self.curve_clients_dir is not None else self.home / "keys" / "clients"
 
     @property
     def models_dir(self) -> Path:

@@ -38,6 +38,7 @@ from livedenoise.clients.protocol import (
     parse_json,
 )
 from livedenoise.server.errors import FrameRejected
+from livedenoise.server.ingest.auth import peer_key
 from livedenoise.server.ingest.replies import UNKNOWN_STREAM, error_reply
 from livedenoise.server.ingest.streams import StreamTable
 
@@ -73,10 +74,16 @@ class Router:
         Bound PUB socket.
     replies
         Bound inproc PULL socket the worker pushes ``[identity, stream, header, payload]`` to.
+    authenticated
+        The ROUTER is a CURVE server: series are owned by their peer's public key.
     """
 
-    def __init__(self, table: StreamTable, frontend: zmq.Socket[Any], pub: zmq.Socket[Any], replies: zmq.Socket[Any]) -> None:
+    def __init__(
+        self, table: StreamTable, frontend: zmq.Socket[Any], pub: zmq.Socket[Any], replies: zmq.Socket[Any],
+        *, authenticated: bool = False,
+    ) -> None:  # fmt: skip
         self.table = table
+        self.authenticated = authenticated  # CURVE: each message carries its peer's public key
         self.frontend = frontend
         self.pub = pub
         self.replies = replies
@@ -231,13 +238,16 @@ class Router:
             if self._pause.is_set():
                 return
             try:
-                parts = self.frontend.recv_multipart(zmq.NOBLOCK)
+                frames = self.frontend.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._handle(parts[0], parts[1:])
+            # Zero-copy: the payload's memory is ZeroMQ's, viewed by the window's arrays while they need it.
+            parts: list[Any] = [frame.buffer for frame in frames[1:]]
+            peer = peer_key(frames[1]) if self.authenticated and len(frames) > 1 else None
+            self._handle(frames[0].bytes, parts, peer)
 
     # -- one client message ------------------------------------------------------------------------------
-    def _handle(self, identity: bytes, parts: list[bytes]) -> None:
+    def _handle(self, identity: bytes, parts: list[Any], peer: str | None = None) -> None:
         header: Header | None = None
         try:
             if len(parts) != 2:
@@ -250,11 +260,11 @@ class Router:
                 self.table.check_size(header)
             check_payload(header, len(payload))
             if header.type is MessageType.START:
-                self.table.start(identity, header)
+                self.table.start(identity, header, peer)
             elif header.type is MessageType.FRAME:
-                self.table.frame(header, array_from_payload(header, payload))
+                self.table.frame(header, array_from_payload(header, payload), identity)
             else:
-                self.table.end(header)
+                self.table.end(header, identity)
         except ProtocolError as exc:
             self._refuse(identity, parts, header, exc.code.value, exc.message)
         except FrameRejected as exc:
@@ -263,13 +273,13 @@ class Router:
             logger.exception("internal error on a message from stream %.128r", header.stream if header else "?")
             self._refuse(identity, parts, header, ErrorCode.INTERNAL.value, f"internal error, message not accepted: {exc!r}")
 
-    def _refuse(self, identity: bytes, parts: list[bytes], header: Header | None, code: str, message: str) -> None:
+    def _refuse(self, identity: bytes, parts: list[Any], header: Header | None, code: str, message: str) -> None:
         try:
             self._send_refusal(identity, parts, header, code, message)
         except Exception:  # the peer gets no answer to this one message; the thread lives on
             logger.exception("could not send a %s refusal", code)
 
-    def _send_refusal(self, identity: bytes, parts: list[bytes], header: Header | None, code: str, message: str) -> None:
+    def _send_refusal(self, identity: bytes, parts: list[Any], header: Header | None, code: str, message: str) -> None:
         echo = _echo(header, parts)
         stream = echo.get("stream") or UNKNOWN_STREAM
         logger.debug("refused message from stream %s: %s %s", stream, code, message)
@@ -286,7 +296,7 @@ class Router:
             pass
 
 
-def _echo(header: Header | None, parts: list[bytes]) -> dict[str, Any]:
+def _echo(header: Header | None, parts: list[Any]) -> dict[str, Any]:
     """Stream, series, index, t_ns and meta of a refused message, as far as they can be read."""
     if header is not None:  # decoded, so every field is within its bounds
         return {"stream": header.stream, "series": header.series, "index": header.index, "t_ns": header.t_ns, "meta": header.meta}

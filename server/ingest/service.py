@@ -21,6 +21,7 @@ from livedenoise.clients.protocol import MAX_HEADER_BYTES
 from livedenoise.server.engine.base import Engine
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.errors import EngineError
+from livedenoise.server.ingest.auth import CurveServer
 from livedenoise.server.ingest.control_server import ControlServer
 from livedenoise.server.ingest.router import Router
 from livedenoise.server.ingest.streams import StreamTable
@@ -78,6 +79,7 @@ class IngestService:
         self._router: Router | None = None
         self._worker: InferenceWorker | None = None
         self._control: ControlServer | None = None
+        self._curve: CurveServer | None = None
         self._started_at = 0.0
         self.zmq_endpoint = ""
         self.pub_endpoint = ""
@@ -92,6 +94,7 @@ class IngestService:
             self._model_path = path
         s = self.settings
         ctx = self._ctx = zmq.Context()
+        self._curve = CurveServer(ctx, s) if s.curve_enabled else None
         frontend = ctx.socket(zmq.ROUTER)
         # A message part larger than a frame (plus a header) closes the connection before it is buffered.
         frontend.setsockopt(zmq.MAXMSGSIZE, s.max_frame_bytes + MAX_HEADER_BYTES)
@@ -104,6 +107,9 @@ class IngestService:
         control = ctx.socket(zmq.REP)
         replies = ctx.socket(zmq.PULL)
         replies.setsockopt(zmq.RCVHWM, 0)
+        if self._curve is not None:
+            self._curve.secure(frontend)
+            self._curve.secure(pub)
         reply_endpoint = f"inproc://ingest-replies-{id(self)}"
         try:
             self.zmq_endpoint = _bind(frontend, s.bind, s.zmq_port)
@@ -113,12 +119,14 @@ class IngestService:
         except zmq.ZMQError:
             for sock in (frontend, pub, control, replies):
                 sock.close(linger=0)
+            if self._curve is not None:
+                self._curve.stop()
             ctx.term()
             raise
         # Sockets are created here and handed to their threads; Thread.start() is the memory barrier
         # ZeroMQ asks for when a socket changes threads.
         self._worker = InferenceWorker(self.table, s, ctx, reply_endpoint, engine)
-        self._router = Router(self.table, frontend, pub, replies)
+        self._router = Router(self.table, frontend, pub, replies, authenticated=self._curve is not None)
         self._control = ControlServer(self, control)
         self._started_at = time.monotonic()
         self._router.start()
@@ -145,6 +153,8 @@ class IngestService:
         self._router.stop()
         self._control.stop()
         self._shutdown.set()
+        if self._curve is not None:
+            self._curve.stop()
         self._ctx.term()
         self._ctx = None
         logger.info("ingest stopped")
@@ -219,6 +229,7 @@ class IngestService:
             "uptime_s": round(time.monotonic() - self._started_at, 3) if self._started_at else 0.0,
             "endpoints": {"frames": self.zmq_endpoint, "pub": self.pub_endpoint, "control": self.control_endpoint},
             "threads": self.threads(),
+            "authentication": "curve" if self._curve is not None else "none",
             **tables,
         }
 

@@ -57,7 +57,8 @@ class SeriesState:
 
     stream: str
     series: str
-    identity: bytes
+    identity: bytes  # the connection that sent `start`: replies go there, frames must come from it
+    owner: str | None  # the peer's CURVE public key (None without authentication)
     mode: StreamMode
     shape: tuple[int, int]
     dtype: str
@@ -147,8 +148,13 @@ class StreamTable:
         self.parked_bytes = 0  # replies the router holds for peers that do not read them (router updates it)
 
     # -- router side (each takes the lock) ----------------------------------------------------------------
-    def start(self, identity: bytes, header: Header) -> None:
-        """Open a series; flushes the stream's previous series if it is still open."""
+    def start(self, identity: bytes, header: Header, owner: str | None = None) -> None:
+        """Open a series; flushes the stream's previous series if it is still open.
+
+        A stream whose series is open belongs to the peer that opened it: a ``start`` from another peer is
+        refused (``not_owner``). The same peer on a new connection (same CURVE key, or any peer without
+        authentication, where every local user is trusted alike) may replace it, e.g. after reconnecting.
+        """
         assert header.shape is not None and header.dtype is not None
         mode = self._mode(header)
         self.check_size(header)
@@ -164,11 +170,18 @@ class StreamTable:
                 self._forget_idle()
             previous = state.open_series
             if previous is not None:
+                if previous.owner != owner:
+                    raise _reject(
+                        ErrorCode.NOT_OWNER,
+                        f"stream {header.stream!r} has series {previous.series!r} open by another client; "
+                        "use another stream id, or wait for that series to end",
+                    )
                 previous.close(EndReason.NEW_START)
             state.latest = SeriesState(
                 stream=header.stream,
                 series=header.series,
                 identity=identity,
+                owner=owner,
                 mode=mode,
                 shape=(header.shape[0], header.shape[1]),
                 dtype=header.dtype,
@@ -179,11 +192,11 @@ class StreamTable:
             self.totals.inc("accepted_messages")
             self.cond.notify_all()
 
-    def frame(self, header: Header, pixels: NDArray[Any]) -> None:
+    def frame(self, header: Header, pixels: NDArray[Any], identity: bytes) -> None:
         """Append a frame to its open series (``pixels`` is the ``[y, x]`` view of the payload)."""
         assert header.index is not None
         with self.cond:
-            state, series = self._open(header)
+            state, series = self._open(header, identity)
             if header.shape != series.shape:
                 raise _reject(
                     ErrorCode.SHAPE_MISMATCH,
@@ -222,10 +235,10 @@ class StreamTable:
             self.totals.inc("frames_in")
             self.cond.notify_all()
 
-    def end(self, header: Header) -> None:
+    def end(self, header: Header, identity: bytes) -> None:
         """Close the open series; its last window is flushed and an ``end`` reply follows its frames."""
         with self.cond:
-            state, series = self._open(header)
+            state, series = self._open(header, identity)
             series.end_meta = header.meta
             series.window.end()
             state.last_seen = time.monotonic()
@@ -305,7 +318,7 @@ class StreamTable:
                 ErrorCode.BAD_FIELD, f"start meta 'mode' is {raw!r}; expected one of {[m.value for m in StreamMode]}"
             ) from None
 
-    def _open(self, header: Header) -> tuple[StreamState, SeriesState]:
+    def _open(self, header: Header, identity: bytes) -> tuple[StreamState, SeriesState]:
         state = self.streams.get(header.stream)
         series = state.open_series if state is not None else None
         if state is None or series is None:
@@ -318,6 +331,12 @@ class StreamTable:
                 ErrorCode.NO_START,
                 f"{header.type.value} for series {header.series!r}, but stream {header.stream!r} has series "
                 f"{series.series!r} open; send start for the new series first",
+            )
+        if series.identity != identity:
+            raise _reject(
+                ErrorCode.NOT_OWNER,
+                f"series {series.series!r} of stream {header.stream!r} was started on another connection; its "
+                "frames must come from that connection (send start again on this one to take it over)",
             )
         return state, series
 

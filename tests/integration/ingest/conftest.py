@@ -47,9 +47,11 @@ class Reply:
 class Sender:
     """Minimal frames/1 sender on a DEALER socket (the public StreamClient is tested elsewhere)."""
 
-    def __init__(self, endpoint: str, context: zmq.Context[Any]) -> None:
+    def __init__(self, endpoint: str, context: zmq.Context[Any], curve: Any = None) -> None:
         self.sock = context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:  # ClientKeys
+            curve.apply(self.sock)
         self.sock.connect(endpoint)
 
     def start(self, stream: str, series: str, shape: tuple[int, int], dtype: str, **meta: Any) -> None:
@@ -98,11 +100,11 @@ def settings(tmp_path: Path) -> ServerSettings:
 
 
 @pytest.fixture
-def make_sender(zmq_context: zmq.Context[Any]) -> Iterator[Callable[[str], Sender]]:
+def make_sender(zmq_context: zmq.Context[Any]) -> Iterator[Callable[..., Sender]]:
     senders: list[Sender] = []
 
-    def make(endpoint: str) -> Sender:
-        senders.append(Sender(endpoint, zmq_context))
+    def make(endpoint: str, curve: Any = None) -> Sender:
+        senders.append(Sender(endpoint, zmq_context, curve))
         return senders[-1]
 
     yield make

@@ -90,10 +90,10 @@ def test_an_internal_error_on_one_message_refuses_only_that_message(
     sender = make_sender(service.zmq_endpoint)
     accept = service.table.frame
 
-    def flaky(header: Any, pixels: Any) -> None:
+    def flaky(header: Any, pixels: Any, identity: bytes) -> None:
         if header.index == 2:
             raise RuntimeError("a bug in validation")
-        accept(header, pixels)
+        accept(header, pixels, identity)
 
     monkeypatch.setattr(service.table, "frame", flaky)
     sender.start("cam", "s", SHAPE, "<u2")

@@ -92,3 +92,19 @@ def test_bad_training_option_is_refused_before_the_movie_is_read(tmp_path: Path)
     )  # fmt: skip
     assert proc.returncode == 2
     assert "bs_size=2 must be odd" in proc.stderr and "Traceback" not in proc.stderr and "missing.tif" not in proc.stderr
+
+
+def test_keys_create_writes_a_pair_and_stream_needs_both_key_files(tmp_path, capsys) -> None:
+    from livedenoise.clients.cli import main
+
+    assert main(["keys", "create", "rig1", "--dir", str(tmp_path)]) == 0
+    assert (tmp_path / "rig1.key").exists() and (tmp_path / "rig1.key_secret").exists()
+    assert "rig1.key_secret" in capsys.readouterr().out
+    assert main(["keys", "create", "rig1", "--dir", str(tmp_path)]) == 2
+    assert "exists" in capsys.readouterr().err
+    movie = tmp_path / "m.npy"
+    import numpy as np
+
+    np.save(movie, np.zeros((3, 8, 8), np.uint16))
+    assert main(["stream", str(movie), "--server-key", str(tmp_path / "rig1.key")]) == 2
+    assert "--client-key" in capsys.readouterr().err

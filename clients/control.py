@@ -11,6 +11,7 @@ error ``code``, its message and the HTTP status (0 when the server could not be 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -108,7 +109,9 @@ class ControlClient:
     base_url
         e.g. ``http://127.0.0.1:8000``.
     token
-        Bearer token (the server's ``LIVEDENOISE_API_TOKEN``), needed for mutating calls when the server has one.
+        Bearer token for mutating calls; default ``LIVEDENOISE_API_TOKEN`` from the environment. A server started
+        without one writes its own to ``HOME/api_token`` (0600): pass that. It is never read implicitly, so a
+        token is not offered to whatever happens to listen on a port.
     transport
         An httpx transport, e.g. ``httpx.MockTransport`` in tests.
     timeout
@@ -122,6 +125,7 @@ class ControlClient:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
     ) -> None:
+        token = token or os.environ.get("LIVEDENOISE_API_TOKEN") or None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout

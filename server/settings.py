@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from livedenoise.clients.local_token import default_home
 
 __all__ = ["Provider", "StreamMode", "ServerSettings", "default_home"]
 
@@ -24,12 +25,6 @@ class StreamMode(str, Enum):
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def default_home() -> Path:
-    """Per-user data directory (XDG on Linux), so two users never share a registry."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "livedenoise"
 
 
 class ServerSettings(BaseSettings):
@@ -71,6 +66,16 @@ class ServerSettings(BaseSettings):
     )
     curve_clients_dir: Path | None = Field(None, description="allowed client public keys (*.key; default HOME/keys/clients)")
     log_level: str = "INFO"
+    allowed_hosts: list[str] | None = Field(
+        None,
+        description="Host headers the control plane answers (DNS-rebinding guard); default: the loopback names "
+        "when bound to loopback, any host otherwise",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="browser origins (scheme://host:port) besides the server's own that may call the API",
+    )
+    max_json_bytes: int = Field(1024 * 1024, gt=0, description="largest request body outside the upload endpoints")
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> ServerSettings:

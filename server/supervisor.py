@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
+from livedenoise.clients.local_token import TOKEN_FILE, ensure_token
 from livedenoise.server.errors import LiveDenoiseError
 from livedenoise.server.ingest.control import IngestControlClient
 from livedenoise.server.ingest.liveness import IngestLiveness, IngestState
@@ -328,6 +329,9 @@ def serve(settings: ServerSettings) -> None:
 
     configure_logging(settings)
     settings.ensure_dirs()
+    if not settings.api_token:  # mutating endpoints are never open: a token is made once and kept in the home
+        settings = settings.model_copy(update={"api_token": ensure_token(settings.home)})
+        logger.info("API token: %s (local clients read it; give it to remote ones)", settings.home / TOKEN_FILE)
     registry = ModelRegistry(settings.models_dir, max_bytes=settings.max_upload_bytes)
     initial = registry.add_path(settings.model).id if settings.model is not None else None
 

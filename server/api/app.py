@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from livedenoise.clients import __version__
 from livedenoise.server.api.errors import install_error_handlers
+from livedenoise.server.api.guard import RequestGuard
 from livedenoise.server.api.routes import data, health, models, status
 from livedenoise.server.api.routes import jobs as jobs_routes
 from livedenoise.server.api.runtime import Runtime
@@ -85,6 +86,7 @@ def create_app(
         generate_unique_id_function=_operation_id,
     )
     app.state.runtime = runtime
+    app.add_middleware(RequestGuard, settings=settings)
     install_error_handlers(app)
     for module in (health, status, models, jobs_routes, data):
         app.include_router(module.router)

@@ -60,7 +60,9 @@ class LocalBackend:
             (job_dir / stale).unlink(missing_ok=True)
         job = {"movie": str(launch.movie), "config": launch.config, "output": str(job_dir / MODEL_FILE)}
         (job_dir / "job.json").write_text(json.dumps(job, indent=1, sort_keys=True))
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # A training job never needs the API's credentials: it reports through files, not the API.
+        env = {k: v for k, v in os.environ.items() if k != "LIVEDENOISE_API_TOKEN"}
+        env["PYTHONUNBUFFERED"] = "1"
         with (job_dir / "worker.out").open("ab") as out:
             # A new session keeps a terminal's Ctrl-C away from the trainer: the manager stops it explicitly.
             proc = subprocess.Popen(

@@ -67,6 +67,13 @@ def test_serve_starts_both_processes_restarts_ingest_and_stops_on_sigterm(tmp_pa
             health = control.health()
             assert health["status"] == "ok" and health["ingest"]["state"] == "ok"
             assert health["ingest"]["pid"] == status["pid"]
+
+            # No LIVEDENOISE_API_TOKEN: the server made one, private to its user, and requires it.
+            token_file = home / "api_token"
+            assert (token_file.stat().st_mode & 0o777) == 0o600
+            load = f"http://127.0.0.1:{port}/v1/models/m-000000000000/load"
+            assert httpx.post(load).status_code == 401
+            assert httpx.post(load, headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}).status_code == 404
             ingest_pid = status["pid"]
             assert ingest_pid != proc.pid and not _gone(ingest_pid)
             model_id = status["model"]["id"]

@@ -71,29 +71,18 @@ class ModelRecord:
 
 
 def validate_model_file(path: Path) -> ModelSpec:
-    """Open ``path`` with ONNX Runtime (CPU) and parse its embedded spec.
+    """Check ``path`` before it is registered: self-contained (no external data), opened by ONNX Runtime in a
+    child process with memory and CPU limits, with a valid embedded spec (:mod:`livedenoise.server.model_check`).
 
     Raises
     ------
     InvalidModel
-        The file is not ONNX, cannot be loaded, has no valid spec, or lacks the spec's input/output.
+        The file is not ONNX, uses external data, cannot be loaded within the limits, has no valid spec, or
+        lacks the spec's input/output.
     """
-    import onnxruntime as ort  # lazy: the registry module is also imported by light tooling
+    from livedenoise.server.model_check import check_model_file
 
-    from livedenoise.server.engine.onnx_runtime import read_spec
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # a bad upload is reported by our error, not by ORT's stderr noise
-    try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises several unrelated types (Fail, InvalidGraph, InvalidProtobuf, ...)
-        raise InvalidModel(f"not a loadable ONNX model: {_first_line(exc)}") from None
-    return read_spec(session, path.name)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return check_model_file(path)
 
 
 class ModelRegistry:

@@ -75,7 +75,10 @@ def _ingest_child(settings: ServerSettings, conn: Connection, parent_pid: int) -
     from livedenoise.server.ingest.service import IngestService, run_ingest
 
     def ready(service: IngestService) -> None:
-        conn.send({"pid": os.getpid(), "frames": service.zmq_endpoint, "pub": service.pub_endpoint, "control": service.control_endpoint})
+        conn.send({
+            "pid": os.getpid(), "frames": service.zmq_endpoint, "pub": service.pub_endpoint,
+            "control": service.control_endpoint, "secret": service.control_secret,
+        })  # fmt: skip
         conn.close()
 
         def orphan_watch() -> None:
@@ -147,7 +150,7 @@ class IngestProcess:
             self._reap()
             why = message["error"] if message else f"exited with code {proc.exitcode}" if proc.exitcode is not None else "did not report ready"
             raise IngestStartError(f"ingest process failed to start: {why} (see {log})")
-        client = IngestControlClient(message["control"], timeout_s=5.0)
+        client = IngestControlClient(message["control"], message["secret"], timeout_s=5.0)
         try:
             client.ping(timeout_s=max(1.0, deadline - time.monotonic()))
         except LiveDenoiseError as exc:
@@ -164,7 +167,7 @@ class IngestProcess:
             return
         if proc.is_alive() and self.endpoints.get("control"):
             try:
-                IngestControlClient(self.endpoints["control"], timeout_s=min(5.0, timeout_s)).shutdown()
+                IngestControlClient(self.endpoints["control"], self.endpoints["secret"], timeout_s=min(5.0, timeout_s)).shutdown()
             except LiveDenoiseError as exc:
                 logger.warning("ingest did not acknowledge shutdown (%s); terminating it", exc)
         proc.join(timeout_s)
@@ -265,7 +268,7 @@ class IngestWatchdog:
                 self.liveness.set(state=IngestState.DOWN, detail=str(exc))
                 logger.error("%s; will retry", exc)
                 continue
-            self.client.endpoint = endpoints["control"]
+            self.client.endpoint, self.client.secret = endpoints["control"], endpoints["secret"]
             self.restarts += 1
             self.liveness.set(state=IngestState.OK, pid=self.process.pid, restarts=self.restarts, detail="restarted")
             healthy_since = last_ping = last_answer = time.monotonic()
@@ -294,7 +297,7 @@ def reload_active_model(registry: ModelRegistry, client: IngestControlClient) ->
     if model_id is None:
         return None
     try:
-        client.load_model(str(registry.path_of(model_id)), model_id)
+        client.load_model(model_id)
     except LiveDenoiseError as exc:
         logger.error("could not load the active model %s into the ingest process: %s", model_id, exc)
         return None
@@ -342,9 +345,9 @@ def serve(settings: ServerSettings) -> None:
     watchdog: IngestWatchdog | None = None
     try:
         endpoints = process.start()
-        client = IngestControlClient(endpoints["control"], timeout_s=10.0)
+        client = IngestControlClient(endpoints["control"], endpoints["secret"], timeout_s=10.0)
         if initial is not None:
-            client.load_model(str(registry.path_of(initial)), initial)
+            client.load_model(initial)
             registry.set_active(initial)
             logger.info("serving model %s from %s", initial, settings.model)
         else:

@@ -39,7 +39,7 @@ class Runtime:
         """Hot-swap ``model_id`` into the ingest process, then mark it active; on failure nothing changes."""
         with self._model_lock:
             record = self.registry.get(model_id)
-            served = self.require_ingest().load_model(str(self.registry.path_of(model_id)), model_id)
+            served = self.require_ingest().load_model(model_id)
             self.registry.set_active(model_id)
         logger.info("model %s (%s) is now served", model_id, record.name)
         return record, served

@@ -1,12 +1,15 @@
 """Control channel between the control plane and the ingest process (ZeroMQ REQ/REP, JSON, loopback).
 
-Requests are ``{"cmd": <Command>, ...}``; every reply is ``{"ok": true, ...}`` or
-``{"ok": false, "code": <error code>, "message": <text>}``.
+Requests are ``{"cmd": <Command>, "secret": <the ingest's secret>, ...}``; every reply is ``{"ok": true, ...}``
+or ``{"ok": false, "code": <error code>, "message": <text>}``. The secret is made by the ingest process at start
+and handed to its supervisor over the private ready pipe, so another local user who reaches the loopback port
+can neither load models nor shut ingest down.
 
-- ``ping``                      → ``{"ok": true, "pid": int}``
-- ``status``                    → ``{"ok": true, "status": {...}}`` (see ``IngestService.status``)
-- ``load_model`` path, model_id → ``{"ok": true, "model": {...}}`` once the new engine serves (hot swap)
-- ``shutdown``                  → ``{"ok": true}``, then the ingest process flushes and exits
+- ``ping``                → ``{"ok": true, "pid": int, "threads": {...}}``
+- ``status``              → ``{"ok": true, "status": {...}}`` (see ``IngestService.status``)
+- ``load_model`` model_id → ``{"ok": true, "model": {...}}`` once the new engine serves (hot swap); only a
+  registered model id (``m-<12 hex>``), opened from the registry folder: never a path
+- ``shutdown``            → ``{"ok": true}``, then the ingest process flushes and exits
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import zmq
 
-from livedenoise.server.errors import EngineError, IngestUnavailable, InvalidModel, LiveDenoiseError
+from livedenoise.server.errors import EngineError, IngestUnavailable, InvalidModel, LiveDenoiseError, UnknownModel
 
 __all__ = ["Command", "IngestControlClient"]
 
@@ -29,14 +32,19 @@ class Command(str, Enum):
     SHUTDOWN = "shutdown"
 
 
-_ERRORS: dict[str, type[LiveDenoiseError]] = {"invalid_model": InvalidModel, "engine_error": EngineError}
+_ERRORS: dict[str, type[LiveDenoiseError]] = {
+    "invalid_model": InvalidModel, "engine_error": EngineError, "unknown_model": UnknownModel,
+}  # fmt: skip
 
 
 class IngestControlClient:
     """Blocking REQ client; a fresh socket per call so a timed-out request never wedges the next one."""
 
-    def __init__(self, endpoint: str, *, timeout_s: float = 10.0, context: zmq.Context[Any] | None = None) -> None:
+    def __init__(
+        self, endpoint: str, secret: str, *, timeout_s: float = 10.0, context: zmq.Context[Any] | None = None
+    ) -> None:
         self.endpoint = endpoint
+        self.secret = secret
         self.timeout_s = timeout_s
         self._ctx = context or zmq.Context.instance()
 
@@ -48,7 +56,7 @@ class IngestControlClient:
         sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
         try:
             sock.connect(self.endpoint)
-            sock.send_json({"cmd": cmd.value, **fields})
+            sock.send_json({"cmd": cmd.value, "secret": self.secret, **fields})
             reply = json.loads(sock.recv())
         except zmq.Again:
             raise IngestUnavailable(f"ingest process at {self.endpoint} did not answer {cmd.value!r} within {timeout_ms} ms") from None
@@ -65,8 +73,9 @@ class IngestControlClient:
     def status(self) -> dict[str, Any]:
         return dict(self.request(Command.STATUS)["status"])
 
-    def load_model(self, path: str, model_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
-        return dict(self.request(Command.LOAD_MODEL, timeout_s, path=path, model_id=model_id)["model"])
+    def load_model(self, model_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Hot-swap the registered model ``model_id`` (from the registry folder) into the ingest process."""
+        return dict(self.request(Command.LOAD_MODEL, timeout_s, model_id=model_id)["model"])
 
     def shutdown(self) -> None:
         self.request(Command.SHUTDOWN)

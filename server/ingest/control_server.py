@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import threading
@@ -11,6 +12,7 @@ import zmq
 
 from livedenoise.clients.protocol import ProtocolError, encode_json, parse_json
 from livedenoise.server.errors import LiveDenoiseError
+from livedenoise.server.registry import MODEL_ID_PATTERN
 from livedenoise.server.ingest.control import Command
 
 if TYPE_CHECKING:
@@ -71,6 +73,9 @@ class ControlServer:
             return _error("invalid_request", exc.message)
         if not isinstance(request, dict):
             return _error("invalid_request", "control request must be a JSON object")
+        secret = request.get("secret")
+        if not isinstance(secret, str) or not hmac.compare_digest(secret.encode(), self.service.control_secret.encode()):
+            return _error("unauthorized", "control requests need the ingest process' secret")
         try:
             cmd = Command(request.get("cmd"))
         except ValueError:
@@ -81,10 +86,10 @@ class ControlServer:
             if cmd is Command.STATUS:
                 return {"ok": True, "status": self.service.status()}
             if cmd is Command.LOAD_MODEL:
-                path, model_id = request.get("path"), request.get("model_id")
-                if not isinstance(path, str) or not path or not isinstance(model_id, str) or not model_id:
-                    return _error("invalid_request", "load_model needs string fields 'path' and 'model_id'")
-                return {"ok": True, "model": self.service.load_model(path, model_id)}
+                model_id = request.get("model_id")
+                if not isinstance(model_id, str) or not MODEL_ID_PATTERN.match(model_id):
+                    return _error("invalid_request", "load_model needs 'model_id', a registered model id (m-<12 hex digits>)")
+                return {"ok": True, "model": self.service.load_registered(model_id)}
             self.service.request_shutdown()
             return {"ok": True}
         except LiveDenoiseError as exc:

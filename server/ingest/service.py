@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import threading
 import time
@@ -20,8 +21,9 @@ import zmq
 from livedenoise.clients.protocol import MAX_HEADER_BYTES
 from livedenoise.server.engine.base import Engine
 from livedenoise.server.engine.loader import load_engine
-from livedenoise.server.errors import EngineError
+from livedenoise.server.errors import EngineError, UnknownModel
 from livedenoise.server.ingest.auth import CurveServer
+from livedenoise.server.model_check import refuse_external_data
 from livedenoise.server.ingest.control_server import ControlServer
 from livedenoise.server.ingest.router import Router
 from livedenoise.server.ingest.streams import StreamTable
@@ -81,6 +83,8 @@ class IngestService:
         self._control: ControlServer | None = None
         self._curve: CurveServer | None = None
         self._started_at = 0.0
+        # Control requests must carry this; it leaves the process only through the supervisor's ready pipe.
+        self.control_secret = secrets.token_hex(16)
         self.zmq_endpoint = ""
         self.pub_endpoint = ""
         self.control_endpoint = ""
@@ -199,6 +203,14 @@ class IngestService:
         info = self.model_info()
         assert info is not None
         return info
+
+    def load_registered(self, model_id: str) -> dict[str, Any]:
+        """Hot swap to a model of the registry folder, by id (the control channel never takes a path)."""
+        path = self.settings.models_dir / f"{model_id}.onnx"
+        if not path.is_file():
+            raise UnknownModel(f"model {model_id!r} is not in the registry ({self.settings.models_dir})")
+        refuse_external_data(path)  # registered files were checked; one planted in the folder was not
+        return self.load_model(path, model_id)
 
     def model_info(self) -> dict[str, Any] | None:
         engine = self._worker.engine if self._worker is not None else None

@@ -91,7 +91,7 @@ def start_server(settings: ServerSettings, ingest: IngestService) -> Iterator[Ca
 
     def start(*, token: str | None = None, with_ingest: bool = True, ingest_timeout_s: float = 10.0) -> str:
         s = settings.model_copy(update={"api_token": token}) if token else settings
-        client = IngestControlClient(ingest.control_endpoint, timeout_s=ingest_timeout_s) if with_ingest else None
+        client = IngestControlClient(ingest.control_endpoint, ingest.control_secret, timeout_s=ingest_timeout_s) if with_ingest else None
         return stack.enter_context(serve_in_thread(create_app(s, ingest=client)))
 
     with stack:

@@ -126,7 +126,7 @@ def test_cancel_running_job_adopted_after_a_server_crash(
 ) -> None:
     # One trainer run covers two things: a restarted server re-adopts a surviving trainer (the first
     # server "crashes": its manager lets go without stopping the job), and cancel stops a running job.
-    control = IngestControlClient(ingest.control_endpoint, timeout_s=10)
+    control = IngestControlClient(ingest.control_endpoint, ingest.control_secret, timeout_s=10)
     crashed = JobManager(settings, ModelRegistry(settings.models_dir), poll_interval_s=0.1)
     with serve_app(create_app(settings, ingest=control, jobs=crashed)) as url, ControlClient(url) as first:
         job = first.submit_job("deepcad_rt", tiny_movie, long_config)
@@ -154,7 +154,7 @@ def test_cancel_running_job_adopted_after_a_server_crash(
 @needs_worker
 def test_job_state_survives_restart(settings, ingest: IngestService, tiny_movie: str, long_config, serve_app, wait, worker_pids) -> None:
     def app():
-        return create_app(settings, ingest=IngestControlClient(ingest.control_endpoint, timeout_s=10))
+        return create_app(settings, ingest=IngestControlClient(ingest.control_endpoint, ingest.control_secret, timeout_s=10))
 
     with serve_app(app()) as url, ControlClient(url) as first:
         running = first.submit_job("deepcad_rt", tiny_movie, long_config)

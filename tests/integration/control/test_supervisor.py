@@ -111,4 +111,4 @@ def test_serve_refuses_an_invalid_model_with_a_clear_message(tmp_path: Path, fre
         timeout=60,
     )
     assert out.returncode != 0
-    assert "livedenoise server failed: not a loadable ONNX model" in out.stderr
+    assert "livedenoise server failed: not a valid ONNX model" in out.stderr

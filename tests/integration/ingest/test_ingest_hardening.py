@@ -154,9 +154,11 @@ def test_the_control_socket_answers_malformed_requests_and_keeps_running(
         finally:
             sock.close()
 
-    assert ask(b'{"cmd":"ping"}', b"second part") == {
+    ping = b'{"cmd":"ping","secret":"%s"}' % service.control_secret.encode()
+    assert ask(ping, b"second part") == {
         "ok": False, "code": "invalid_request", "message": "a control request is one JSON part; got 2 parts",
     }  # fmt: skip
     assert ask(b"[" * 5000 + b"]" * 5000)["code"] == "invalid_request"
-    pong = ask(b'{"cmd":"ping"}')
+    assert ask(b'{"cmd":"shutdown"}')["code"] == "unauthorized"  # any local user reaches the port: not enough
+    pong = ask(ping)
     assert pong["ok"] and pong["threads"] == {"router": True, "worker": True, "control": True}

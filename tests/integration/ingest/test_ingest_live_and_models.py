@@ -15,9 +15,10 @@ import pytest
 from livedenoise.clients.model_spec import WindowSpec
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.engine.offline import denoise_movie
-from livedenoise.server.errors import InvalidModel
+from livedenoise.server.errors import InvalidModel, LiveDenoiseError, UnknownModel
 from livedenoise.server.ingest.control import IngestControlClient
 from livedenoise.server.ingest.service import IngestService, run_ingest
+from livedenoise.server.registry import ModelRegistry
 from livedenoise.server.settings import ServerSettings
 from livedenoise.clients.windowing import reflect_position
 
@@ -105,20 +106,22 @@ def test_hot_swap_while_streaming(
     thread = threading.Thread(target=camera)
     thread.start()
     wait(lambda: service.status()["streams"].get("cam", {}).get("frames_in", 0) >= 40, what="stream running")
-    info = IngestControlClient(service.control_endpoint).load_model(str(path_b), "b")
+    id_b = ModelRegistry(settings.models_dir).add_path(path_b).id  # the control channel loads registered ids only
+    info = IngestControlClient(service.control_endpoint, service.control_secret).load_model(id_b)
     swapped.set()
     thread.join(30)
-    assert info == {"id": "b", "method": "other", "window": {"before": 1, "after": 3, "out_frames": 2, "spatial_multiple": 2}, "path": str(path_b)}
+    stored = str(settings.models_dir / f"{id_b}.onnx")
+    assert info == {"id": id_b, "method": "other", "window": {"before": 1, "after": 3, "out_frames": 2, "spatial_multiple": 2}, "path": stored}
 
     replies = sender.until_end("cam", "s")[:-1]
     assert [r.header.index for r in replies] == list(range(150))
     assert all(r.type == "frame" for r in replies)
     models = [r.header.model for r in replies]
-    switch = models.index("b")
-    assert 0 < switch < 150 and models == ["a"] * switch + ["b"] * (150 - switch)
-    engines = {"a": load_engine(path_a, "cpu", "a"), "b": load_engine(path_b, "cpu", "b")}
+    switch = models.index(id_b)
+    assert 0 < switch < 150 and models == ["a"] * switch + [id_b] * (150 - switch)
+    engines = {"a": load_engine(path_a, "cpu", "a"), id_b: load_engine(path_b, "cpu", id_b)}
     np.testing.assert_array_equal(np.stack([r.frame for r in replies]), expected_with_swap(movie, replies, engines))
-    assert service.status()["model"]["id"] == "b"
+    assert service.status()["model"]["id"] == id_b
 
 
 def test_control_channel_and_no_model(
@@ -126,8 +129,10 @@ def test_control_channel_and_no_model(
     run_service: Callable[..., Any], make_sender: Callable[[str], Any],
 ) -> None:  # fmt: skip
     service = run_service(settings)
-    control = IngestControlClient(service.control_endpoint, timeout_s=5)
+    control = IngestControlClient(service.control_endpoint, service.control_secret, timeout_s=5)
     assert control.ping()["pid"] == os.getpid()
+    with pytest.raises(LiveDenoiseError, match="secret"):
+        IngestControlClient(service.control_endpoint, "wrong", timeout_s=5).shutdown()
     assert control.status()["model"] is None
     sender = make_sender(service.zmq_endpoint)
     movie = np.random.default_rng(7).integers(0, 3000, (6, 16, 16)).astype(np.uint16)
@@ -138,23 +143,32 @@ def test_control_channel_and_no_model(
     replies = sender.until_end("cam", "s1")[:-1]
     assert [(r.type, r.header.code, r.header.index) for r in replies] == [("error", "no_model", i) for i in range(6)]
 
+    # Only registered ids, from the registry folder: never a path. Files planted there are still checked.
+    with pytest.raises(LiveDenoiseError, match="registered model id"):
+        control.load_model(str(path_a))
+    with pytest.raises(UnknownModel):
+        control.load_model("m-00000000abcd")
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    onnx_models.write_corrupt_model(settings.models_dir / "m-0000000000ba.onnx")
+    onnx_models.write_model_without_spec(settings.models_dir / "m-0000000000bb.onnx")
     with pytest.raises(InvalidModel, match="not a valid ONNX model"):
-        control.load_model(str(onnx_models.write_corrupt_model(tmp_path / "bad.onnx")), "bad")
+        control.load_model("m-0000000000ba")
     with pytest.raises(InvalidModel, match="livedenoise.spec"):
-        control.load_model(str(onnx_models.write_model_without_spec(tmp_path / "nospec.onnx")), "nospec")
+        control.load_model("m-0000000000bb")
     assert control.status()["model"] is None
-    assert control.load_model(str(path_a), "a")["id"] == "a"
+    id_a = ModelRegistry(settings.models_dir).add_path(path_a).id
+    assert control.load_model(id_a)["id"] == id_a
 
     sender.start("cam", "s2", movie.shape[1:], "<u2")
     for i, frame in enumerate(movie):
         sender.frame("cam", "s2", i, frame)
     sender.end("cam", "s2")
     replies = sender.until_end("cam", "s2")[:-1]
-    assert [r.header.model for r in replies] == ["a"] * 6
+    assert [r.header.model for r in replies] == [id_a] * 6
     np.testing.assert_array_equal(np.stack([r.frame for r in replies]), denoise_movie(load_engine(path_a), movie))
     status = control.status()
     assert status["streams"]["cam"]["errors"] == 6 and status["streams"]["cam"]["frames_out"] == 6
-    assert status["model"]["path"] == str(path_a)
+    assert status["model"]["path"] == str(settings.models_dir / f"{id_a}.onnx")
 
 
 def test_model_mismatch_answers_each_frame(
@@ -198,7 +212,7 @@ def test_run_ingest_in_a_thread_until_shutdown(
     sender = make_sender(service.zmq_endpoint)
     sender.start("cam", "s", (8, 8), "<f4")
     sender.frame("cam", "s", 0, np.ones((8, 8), dtype=np.float32))
-    control = IngestControlClient(service.control_endpoint, timeout_s=5)
+    control = IngestControlClient(service.control_endpoint, service.control_secret, timeout_s=5)
     assert control.status()["model"]["id"] == "a"
     # messages not yet read when shutdown starts are never accepted (and get no reply): wait for the frame
     wait(lambda: control.status()["streams"].get("cam", {}).get("frames_in") == 1, what="frame accepted")

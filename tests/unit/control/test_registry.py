@@ -48,7 +48,8 @@ def test_duplicate_content_returns_same_id(tmp_path: Path, model_file) -> None:
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("corrupt", "not a loadable ONNX model"),
+        ("corrupt", "not a valid ONNX model"),
+        ("external", "keeps its data in an external file"),
         ("no_spec", "has no 'livedenoise.spec' metadata"),
         ("empty", "empty"),
         ("bad_spec", "'before' must be an integer >= 0"),
@@ -60,6 +61,17 @@ def test_invalid_files_are_refused_and_nothing_is_stored(tmp_path: Path, onnx_mo
     path = tmp_path / f"{kind}.onnx"
     if kind == "corrupt":
         onnx_models.write_corrupt_model(path)
+    elif kind == "external":  # a tensor whose data "lives" in another file: ORT would read that file
+        onnx_models.make_mix_model(path, WindowSpec(before=1, after=1))
+        model = onnx.load(str(path))
+        secret = tmp_path / "secret.bin"
+        secret.write_bytes(b"\0" * 64)
+        tensor = onnx.TensorProto(name="stolen", data_type=onnx.TensorProto.FLOAT, dims=[16])
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", "secret.bin"
+        model.graph.initializer.append(tensor)
+        onnx.save(model, str(path))
     elif kind == "no_spec":
         onnx_models.write_model_without_spec(path)
     elif kind == "empty":
@@ -95,7 +107,7 @@ def test_invalid_files_are_refused_and_nothing_is_stored(tmp_path: Path, onnx_mo
 
 def test_error_messages_name_the_problem(tmp_path: Path, onnx_models) -> None:
     registry = ModelRegistry(tmp_path / "models")
-    with pytest.raises(InvalidModel, match="not a loadable ONNX model"):
+    with pytest.raises(InvalidModel, match="not a valid ONNX model"):
         registry.add_path(onnx_models.write_corrupt_model(tmp_path / "c.onnx"))
     with pytest.raises(InvalidModel, match=METADATA_KEY):
         registry.add_path(onnx_models.write_model_without_spec(tmp_path / "n.onnx"))
@@ -142,3 +154,14 @@ def test_upload_over_the_size_limit_is_refused_and_nothing_kept(tmp_path: Path, 
 
     assert registry.list() == [] and _files(tmp_path / "models") == []
     assert ModelRegistry(tmp_path / "models", max_bytes=source.stat().st_size).add_path(source).size == source.stat().st_size
+
+
+def test_the_check_runs_in_a_limited_child_process(tmp_path: Path, model_file, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that needs more memory than the checking process may have is refused; the server is untouched."""
+    from livedenoise.server import model_check
+
+    monkeypatch.setattr(model_check, "CHECK_MEMORY_BYTES", 64 * 1024**2)  # too little for ONNX Runtime itself
+    registry = ModelRegistry(tmp_path / "models")
+    with pytest.raises(InvalidModel, match="could not be checked"):
+        registry.add_path(model_file(seed=1))
+    assert registry.list() == []

@@ -30,7 +30,7 @@ class FakeProcess:
         self.starts += 1
         self.pid += 1
         self.alive = True
-        return {"control": f"tcp://127.0.0.1:{self.pid}"}
+        return {"control": f"tcp://127.0.0.1:{self.pid}", "secret": f"s{self.pid}"}
 
 
 class FakeClient:
@@ -39,6 +39,7 @@ class FakeClient:
     def __init__(self, answers: list[dict[str, bool] | Exception]) -> None:
         self.answers = answers
         self.endpoint = "tcp://127.0.0.1:1"
+        self.secret = "s"
         self.pings = 0
 
     def ping(self, timeout_s: float | None = None) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def test_a_dead_thread_restarts_the_process(tmp_path: Path) -> None:
     finally:
         watchdog.stop()
     assert (process.stops, process.starts) == (1, 1)
-    assert client.endpoint == "tcp://127.0.0.1:101"
+    assert (client.endpoint, client.secret) == ("tcp://127.0.0.1:101", "s101")
     seen = watchdog.liveness.get()
     assert (seen.state, seen.restarts, seen.pid) == (IngestState.OK, 1, 101)
 

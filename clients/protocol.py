@@ -91,6 +91,7 @@ class ErrorCode(str, Enum):
     INDEX_NOT_INCREASING = "index_not_increasing"
     TOO_MANY_STREAMS = "too_many_streams"
     BACKLOG_FULL = "backlog_full"  # lossless stream buffer is full; frame refused, not accepted
+    SHUTDOWN = "shutdown"  # accepted, but the server stopped before it could be denoised
     NOT_OWNER = "not_owner"  # the series belongs to another connection or client key
     SERVER_BUSY = "server_busy"  # the server's memory budget for buffered frames and unread replies is spent
     NO_MODEL = "no_model"  # no engine is loaded
@@ -139,6 +140,7 @@ class Header:
     code: str | None = None
     message: str | None = None
     reason: str | None = None
+    instance: str | None = None  # replies: the serving ingest process, new at each start (a change = a restart)
 
     def with_reply(self, **fields: Any) -> Header:
         return replace(self, **fields)
@@ -257,6 +259,7 @@ def decode_header(raw: bytes, *, replies: bool = False) -> Header:
         code=obj.get("code") if isinstance(obj.get("code"), str) else None,
         message=obj.get("message") if isinstance(obj.get("message"), str) else None,
         reason=obj.get("reason") if isinstance(obj.get("reason"), str) else None,
+        instance=obj.get("instance") if isinstance(obj.get("instance"), str) else None,
     )
 
 

@@ -42,6 +42,7 @@ from livedenoise.clients.stream_result import (
     ProtocolViolation,
     Reply,
     ReplyRecorder,
+    ServerRestarted,
     ServerSilent,
     StreamError,
     StreamRejected,
@@ -55,6 +56,7 @@ __all__ = [
     "StreamClient",
     "StreamError",
     "ProtocolViolation",
+    "ServerRestarted",
     "ServerSilent",
     "StreamRejected",
 ]
@@ -116,6 +118,7 @@ class StreamClient:
         self._ending: set[str] = set()  # series whose `end` was sent and not yet answered
         self._pending: deque[Reply] = deque()  # replies read while send() waited for credit
         self.max_seen_in_flight = 0
+        self._instance: str | None = None  # the server instance that answered last
 
     # ------------------------------------------------------------------ low level
 
@@ -384,6 +387,7 @@ class StreamClient:
             header = decode_header(raw_header, replies=True)
         except ProtocolError as exc:
             raise ProtocolViolation(f"malformed reply header ({exc.code.value}): {exc}") from None
+        self._check_instance(header)
         if header.type is MessageType.ERROR and header.stream == "?":
             # The server could not read which stream a message was for; ours are always readable.
             logger.warning("server refused a message it could not attribute: %s: %s", header.code, header.message)
@@ -391,6 +395,21 @@ class StreamClient:
         if header.stream != self.stream:
             raise ProtocolViolation(f"reply for stream {header.stream!r} on the connection of stream {self.stream!r}")
         return self._account(header, payload)
+
+    def _check_instance(self, header: Header) -> None:
+        """A reply from a new server instance while frames wait: the old instance's frames are lost."""
+        if header.instance is None or header.instance == self._instance:
+            return
+        previous, self._instance = self._instance, header.instance
+        lost = {series: [i for i, _ in queue] for series, queue in self._waiting.items() if queue}
+        if previous is not None and lost:
+            self._waiting.clear()
+            self._ending.clear()
+            raise ServerRestarted(
+                f"the server at {self.endpoint} restarted (instance {previous} -> {header.instance}); "
+                f"{sum(map(len, lost.values()))} frames it had accepted will never be answered: send them again",
+                lost,
+            )
 
     def _account(self, header: Header, payload: bytes) -> Reply:
         """Check a reply against the frames waiting for one and take it off the books."""

@@ -20,6 +20,7 @@ from livedenoise.clients.protocol import ErrorCode, Header, MessageType
 
 __all__ = [
     "ORDERED_ERROR_CODES",
+    "ServerRestarted",
     "Reply",
     "ReplyRecorder",
     "StreamResult",
@@ -32,12 +33,21 @@ __all__ = [
 # Errors that answer an *accepted* frame in its place in the order (the frame got in, then failed).
 # Every other code refuses a message at the door (validation, limits, backlog_full) and is a rejection.
 ORDERED_ERROR_CODES = frozenset(
-    {ErrorCode.INFERENCE_FAILED.value, ErrorCode.MODEL_MISMATCH.value, ErrorCode.NO_MODEL.value, ErrorCode.INTERNAL.value}
+    {ErrorCode.INFERENCE_FAILED.value, ErrorCode.MODEL_MISMATCH.value, ErrorCode.NO_MODEL.value, ErrorCode.INTERNAL.value,
+     ErrorCode.SHUTDOWN.value}
 )
 
 
 class StreamError(RuntimeError):
     """Base class of stream client failures."""
+
+
+class ServerRestarted(StreamError):
+    """The server restarted while frames waited for replies: those frames will never be answered."""
+
+    def __init__(self, message: str, lost: dict[str, list[int]]) -> None:
+        super().__init__(message)
+        self.lost = lost  # series -> indices accepted by the previous server instance, never answered
 
 
 class ProtocolViolation(StreamError):

@@ -59,6 +59,7 @@ def frame_reply(
     frame: NDArray[np.float32],
     model: str,
     latency_ms: float,
+    instance: str | None = None,
 ) -> Reply:
     """A denoised frame: float32 little-endian ``[y, x]`` with the sender's index, t_ns and meta echoed."""
     data = np.ascontiguousarray(frame, dtype="<f4")
@@ -73,16 +74,19 @@ def frame_reply(
         meta=meta,
         model=model,
         latency_ms=round(latency_ms, 3),
+        instance=instance,
     )
     return _envelope(identity, header, memoryview(data).cast("B"))
 
 
 def skipped_reply(
-    identity: bytes, stream: str, series: str, index: int, t_ns: int | None, meta: dict[str, Any], reason: SkipReason
+    identity: bytes, stream: str, series: str, index: int, t_ns: int | None, meta: dict[str, Any], reason: SkipReason,
+    instance: str | None = None,
 ) -> Reply:
     header = Header(
-        type=MessageType.SKIPPED, stream=stream, series=series, index=index, t_ns=t_ns, meta=meta, reason=reason.value
-    )
+        type=MessageType.SKIPPED, stream=stream, series=series, index=index, t_ns=t_ns, meta=meta, reason=reason.value,
+        instance=instance,
+    )  # fmt: skip
     return _envelope(identity, header)
 
 
@@ -96,6 +100,7 @@ def error_reply(
     index: int | None = None,
     t_ns: int | None = None,
     meta: dict[str, Any] | None = None,
+    instance: str | None = None,
 ) -> Reply:
     """An ``error`` reply; stream/series/index are echoed when known (``stream`` is ``"?"`` when not)."""
     header = Header(
@@ -107,12 +112,19 @@ def error_reply(
         meta=meta or {},
         code=ErrorCode(code).value,
         message=bounded(message),
+        instance=instance,
     )
     return _envelope(identity, header)
 
 
-def end_reply(identity: bytes, stream: str, series: str, meta: dict[str, Any], reason: EndReason | None = None) -> Reply:
+def end_reply(
+    identity: bytes, stream: str, series: str, meta: dict[str, Any], reason: EndReason | None = None,
+    instance: str | None = None,
+) -> Reply:
     """Sent after the last reply of a series; ``meta`` echoes the client's ``end``. A series the server
     closed itself has empty ``meta`` and a ``reason``."""
-    header = Header(type=MessageType.END, stream=stream, series=series, meta=meta, reason=reason.value if reason else None)
+    header = Header(
+        type=MessageType.END, stream=stream, series=series, meta=meta, reason=reason.value if reason else None,
+        instance=instance,
+    )  # fmt: skip
     return _envelope(identity, header)

@@ -80,9 +80,10 @@ class Router:
 
     def __init__(
         self, table: StreamTable, frontend: zmq.Socket[Any], pub: zmq.Socket[Any], replies: zmq.Socket[Any],
-        *, authenticated: bool = False,
+        *, authenticated: bool = False, instance: str | None = None,
     ) -> None:  # fmt: skip
         self.table = table
+        self.instance = instance
         self.authenticated = authenticated  # CURVE: each message carries its peer's public key
         self.frontend = frontend
         self.pub = pub
@@ -286,7 +287,7 @@ class Router:
         self.table.record_rejection(echo.get("stream"), code)
         reply = error_reply(
             identity, code, message, stream=stream, series=echo.get("series", ""),
-            index=echo.get("index"), t_ns=echo.get("t_ns"), meta=echo.get("meta"),
+            index=echo.get("index"), t_ns=echo.get("t_ns"), meta=echo.get("meta"), instance=self.instance,
         )  # fmt: skip
         identity_part, stream_part, header_part, payload = reply
         self._deliver([identity_part, header_part, payload], refusal=True)

@@ -18,13 +18,14 @@ from typing import Any, Callable, Protocol
 
 import zmq
 
-from livedenoise.clients.protocol import MAX_HEADER_BYTES
+from livedenoise.clients.protocol import MAX_HEADER_BYTES, EndReason, ErrorCode
 from livedenoise.server.engine.base import Engine
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.errors import EngineError, UnknownModel
 from livedenoise.server.ingest.auth import CurveServer
 from livedenoise.server.model_check import refuse_external_data
 from livedenoise.server.ingest.control_server import ControlServer
+from livedenoise.server.ingest.replies import end_reply, error_reply
 from livedenoise.server.ingest.router import Router
 from livedenoise.server.ingest.streams import StreamTable
 from livedenoise.server.ingest.worker import InferenceWorker
@@ -83,8 +84,12 @@ class IngestService:
         self._control: ControlServer | None = None
         self._curve: CurveServer | None = None
         self._started_at = 0.0
+        self._reply_endpoint = ""
+        self.swap_timeout_s = 30.0
         # Control requests must carry this; it leaves the process only through the supervisor's ready pipe.
         self.control_secret = secrets.token_hex(16)
+        # On every reply: a client that sees it change knows the server restarted and what it had lost.
+        self.instance = secrets.token_hex(6)
         self.zmq_endpoint = ""
         self.pub_endpoint = ""
         self.control_endpoint = ""
@@ -114,7 +119,7 @@ class IngestService:
         if self._curve is not None:
             self._curve.secure(frontend)
             self._curve.secure(pub)
-        reply_endpoint = f"inproc://ingest-replies-{id(self)}"
+        reply_endpoint = self._reply_endpoint = f"inproc://ingest-replies-{id(self)}"
         try:
             self.zmq_endpoint = _bind(frontend, s.bind, s.zmq_port)
             self.pub_endpoint = _bind(pub, s.bind, s.pub_port)
@@ -129,8 +134,10 @@ class IngestService:
             raise
         # Sockets are created here and handed to their threads; Thread.start() is the memory barrier
         # ZeroMQ asks for when a socket changes threads.
-        self._worker = InferenceWorker(self.table, s, ctx, reply_endpoint, engine)
-        self._router = Router(self.table, frontend, pub, replies, authenticated=self._curve is not None)
+        self._worker = InferenceWorker(self.table, s, ctx, reply_endpoint, engine, instance=self.instance)
+        self._router = Router(
+            self.table, frontend, pub, replies, authenticated=self._curve is not None, instance=self.instance
+        )
         self._control = ControlServer(self, control)
         self._started_at = time.monotonic()
         self._router.start()
@@ -142,7 +149,11 @@ class IngestService:
         )  # fmt: skip
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop reading, answer every accepted frame (flushing open series), then close everything."""
+        """Stop reading, answer every accepted frame (flushing open series), then close everything.
+
+        Frames still unanswered after ``timeout_s`` get an ordered ``error`` reply with code ``shutdown`` and
+        their series an ``end`` reply (reason ``shutdown``): the client knows what was lost.
+        """
         if self._ctx is None:
             return
         assert self._router is not None and self._worker is not None and self._control is not None
@@ -151,9 +162,8 @@ class IngestService:
         deadline = time.monotonic() + timeout_s
         while not self.table.idle() and time.monotonic() < deadline:
             time.sleep(0.01)
-        if not self.table.idle():
-            logger.warning("ingest stopped with frames still unanswered after %.1f s", timeout_s)
         self._worker.stop()
+        self._answer_abandoned(timeout_s)
         self._router.stop()
         self._control.stop()
         self._shutdown.set()
@@ -162,6 +172,32 @@ class IngestService:
         self._ctx.term()
         self._ctx = None
         logger.info("ingest stopped")
+
+    def _answer_abandoned(self, timeout_s: float) -> None:
+        """After the worker stopped: an explicit `shutdown` error for every frame it did not answer."""
+        abandoned = self.table.take_unanswered()
+        if not abandoned:
+            return
+        assert self._ctx is not None
+        frames = sum(len(pending) for _, pending in abandoned)
+        logger.warning("ingest stopped with %d frames unanswered after %.1f s: answering them `shutdown`", frames, timeout_s)
+        push = self._ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, 0)
+        push.connect(self._reply_endpoint)
+        message = "the server stopped before this frame was denoised; send it again after the restart"
+        try:
+            for series, pending in abandoned:
+                for frame in pending:
+                    push.send_multipart(error_reply(
+                        series.identity, ErrorCode.SHUTDOWN, message, stream=series.stream, series=series.series,
+                        index=frame.index, t_ns=frame.t_ns, meta=frame.meta, instance=self.instance,
+                    ))  # fmt: skip
+                reason = series.end_reason or (None if series.ended else EndReason.SHUTDOWN)
+                push.send_multipart(end_reply(
+                    series.identity, series.stream, series.series, series.end_meta, reason, self.instance
+                ))  # fmt: skip
+        finally:
+            push.close(linger=2000)
 
     def request_shutdown(self) -> None:
         """Ask whoever waits in :meth:`wait` (e.g. :func:`run_ingest`) to stop the service."""
@@ -197,8 +233,12 @@ class IngestService:
             raise EngineError("the ingest service is not started")
         with self._load_lock:
             engine = self._open(Path(path), model_id)
-            if not self._worker.swap(engine):
-                raise EngineError(f"the inference worker did not take model {model_id!r} within 30 s")
+            if not self._worker.swap(engine, timeout_s=self.swap_timeout_s):
+                engine.close()  # withdrawn: the serving engine stays, now and later
+                raise EngineError(
+                    f"the inference worker did not take model {model_id!r} within {self.swap_timeout_s:.0f} s; "
+                    "the swap was cancelled and the previous model still serves"
+                )
             self._model_path = Path(path)
         info = self.model_info()
         assert info is not None
@@ -236,6 +276,7 @@ class IngestService:
         tables = self.table.snapshot()
         return {
             "pid": os.getpid(),
+            "instance": self.instance,
             "model": self.model_info(),
             "provider": engine.provider if engine is not None else self.settings.provider.value,
             "uptime_s": round(time.monotonic() - self._started_at, 3) if self._started_at else 0.0,

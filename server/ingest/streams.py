@@ -271,6 +271,22 @@ class StreamTable:
                     state.open_series.close(EndReason.SHUTDOWN)
             self.cond.notify_all()
 
+    def take_unanswered(self) -> list[tuple[SeriesState, list[PendingFrame]]]:
+        """Remove every series that still has frames or an ``end`` to answer (the worker has stopped), with
+        its unanswered frames; they are counted as errors."""
+        out: list[tuple[SeriesState, list[PendingFrame]]] = []
+        with self.cond:
+            for state in self.streams.values():
+                while state.series:
+                    series = state.series.popleft()
+                    pending = list(series.pending)
+                    series.pending.clear()
+                    out.append((series, pending))
+                    if pending:
+                        state.counters.inc("errors", len(pending))
+                        self.totals.inc("errors", len(pending))
+        return out
+
     def expire_idle(self, now: float | None = None) -> int:
         """Close open series that have had no message for ``series_idle_timeout_s``; returns how many."""
         now = time.monotonic() if now is None else now

@@ -94,8 +94,10 @@ class InferenceWorker:
         context: zmq.Context[Any],
         reply_endpoint: str,
         engine: Engine | None = None,
+        instance: str | None = None,
     ) -> None:
         self.table = table
+        self.instance = instance  # carried by every reply
         self.settings = settings
         self._ctx = context
         self._endpoint = reply_endpoint
@@ -122,16 +124,23 @@ class InferenceWorker:
             self._engine.close()
 
     def swap(self, engine: Engine | None, timeout_s: float = 30.0) -> bool:
-        """Hand ``engine`` to the worker; returns once it serves (True) or after ``timeout_s`` (False).
-
-        The previous engine is closed by the worker after the swap.
+        """Hand ``engine`` to the worker; True once it serves. False if the worker did not take it within
+        ``timeout_s``: the request is then withdrawn, so it never takes effect later (the caller closes
+        ``engine``). The previous engine is closed by the worker after a swap.
         """
         request = _Swap(engine)
         with self._swap_lock:
             self._swap = request
         with self.table.cond:
             self.table.cond.notify_all()
-        return request.done.wait(timeout_s)
+        if request.done.wait(timeout_s):
+            return True
+        with self._swap_lock:
+            if self._swap is request:
+                self._swap = None
+                return False
+        request.done.wait()  # taken in the meantime: it is being applied right now
+        return True
 
     # -- the loop ----------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -214,6 +223,7 @@ class InferenceWorker:
                     reply = error_reply(
                         series.identity, ErrorCode.NO_MODEL, message, stream=series.stream,
                         series=series.series, index=frame.index, t_ns=frame.t_ns, meta=frame.meta,
+                        instance=self.instance,
                     )  # fmt: skip
                     items.append(_Done(state, reply, "errors"))
             else:
@@ -224,7 +234,7 @@ class InferenceWorker:
                             frame = series.pending.popleft()
                             reply = skipped_reply(
                                 series.identity, series.stream, series.series, frame.index, frame.t_ns,
-                                frame.meta, SkipReason.BACKLOG,
+                                frame.meta, SkipReason.BACKLOG, self.instance,
                             )  # fmt: skip
                             items.append(_Done(state, reply, "skipped"))
                 block = window.next_block(spec)
@@ -236,7 +246,9 @@ class InferenceWorker:
             if not window.done:
                 return False
             state.series.popleft()
-            items.append(_Done(state, end_reply(series.identity, series.stream, series.series, series.end_meta, series.end_reason)))
+            items.append(_Done(state, end_reply(
+                series.identity, series.stream, series.series, series.end_meta, series.end_reason, self.instance
+            )))
         return False
 
     # -- 2. inference (no lock) --------------------------------------------------------------------------
@@ -292,6 +304,7 @@ class InferenceWorker:
                 reply = error_reply(
                     series.identity, ErrorCode.INTERNAL, f"internal error building the reply: {exc!r}",
                     stream=series.stream, series=series.series, index=frame.index, t_ns=frame.t_ns,
+                    instance=self.instance,
                 )  # fmt: skip
             else:
                 if job.output is not None:
@@ -311,17 +324,16 @@ class InferenceWorker:
                 state.counters.inc("errors", errors)
                 self.table.totals.inc("errors", errors)
 
-    @staticmethod
-    def _job_reply(job: _Job, i: int, frame: PendingFrame, model_id: str, latency_ms: float) -> Reply:
+    def _job_reply(self, job: _Job, i: int, frame: PendingFrame, model_id: str, latency_ms: float) -> Reply:
         series = job.series
         if job.output is not None:
             return frame_reply(
                 series.identity, series.stream, series.series, frame.index, frame.t_ns, frame.meta,
-                job.output[i], model_id, latency_ms,
+                job.output[i], model_id, latency_ms, self.instance,
             )  # fmt: skip
         assert job.error is not None
         code, message = job.error
         return error_reply(
             series.identity, code, message, stream=series.stream, series=series.series,
-            index=frame.index, t_ns=frame.t_ns, meta=frame.meta,
+            index=frame.index, t_ns=frame.t_ns, meta=frame.meta, instance=self.instance,
         )  # fmt: skip

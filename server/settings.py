@@ -76,6 +76,11 @@ class ServerSettings(BaseSettings):
         description="browser origins (scheme://host:port) besides the server's own that may call the API",
     )
     max_json_bytes: int = Field(1024 * 1024, gt=0, description="largest request body outside the upload endpoints")
+    job_max_seconds: float = Field(6 * 3600, gt=0, description="a training job running longer is stopped and failed")
+    job_max_memory_bytes: int = Field(
+        16 * 1024**3, gt=0, description="address space of a CPU training job (RLIMIT_AS; not applied to GPU jobs)"
+    )
+    job_nice: int = Field(10, ge=0, le=19, description="training jobs run at this niceness, behind ingest")
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> ServerSettings:

@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["JobLaunch", "BackendPoll", "JobLogs", "JobBackend"]
+__all__ = ["JobLimits", "JobLaunch", "BackendPoll", "JobLogs", "JobBackend"]
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """Bounds of one training process (the wall-clock limit is enforced by the manager)."""
+
+    nice: int = 10
+    max_memory_bytes: int | None = None  # RLIMIT_AS; None where it would break the device (CUDA maps huge ranges)
 
 
 @dataclass(frozen=True)
@@ -16,6 +24,7 @@ class JobLaunch:
     job_id: str
     movie: Path
     config: dict[str, Any]
+    limits: JobLimits = field(default_factory=JobLimits)
 
 
 @dataclass
@@ -61,6 +70,10 @@ class JobBackend(Protocol):
 
     def logs(self, job_id: str, tail: int) -> JobLogs:
         """The last ``tail`` lines of the job's logs."""
+        ...
+
+    def result(self, job_id: str) -> dict[str, Any] | None:
+        """The result a job left behind (after a server restart: did it finish while nobody watched?)."""
         ...
 
     def forget(self, job_id: str) -> None:

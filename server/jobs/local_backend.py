@@ -7,9 +7,11 @@ cleanly on SIGTERM. The server never imports torch; it only starts the interpret
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from livedenoise.server.jobs.backend import BackendPoll, JobLaunch, JobLogs
+from livedenoise.server.jobs.backend import BackendPoll, JobLaunch, JobLimits, JobLogs
 
 __all__ = ["LocalBackend", "WORKER_MODULE"]
 
@@ -67,6 +69,7 @@ class LocalBackend:
             # A new session keeps a terminal's Ctrl-C away from the trainer: the manager stops it explicitly.
             proc = subprocess.Popen(
                 [self.python, "-m", WORKER_MODULE, str(job_dir)],
+                preexec_fn=functools.partial(_apply_limits, launch.limits),
                 cwd=str(job_dir),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -134,6 +137,9 @@ class LocalBackend:
         job_dir = self.job_dir(job_id)
         return JobLogs(log=_tail(job_dir / "train.log", tail), output=_tail(job_dir / "worker.out", tail))
 
+    def result(self, job_id: str) -> dict[str, Any] | None:
+        return _read_result(self.job_dir(job_id))
+
     def forget(self, job_id: str) -> None:
         with self._lock:
             self._jobs.pop(job_id, None)
@@ -168,6 +174,14 @@ class LocalBackend:
             if isinstance(event, dict):
                 events.append(event)
         return events
+
+
+def _apply_limits(limits: JobLimits) -> None:
+    """In the child, before exec: run behind ingest, and cap memory where the device allows it."""
+    os.nice(limits.nice)
+    if limits.max_memory_bytes is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (limits.max_memory_bytes, limits.max_memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _read_result(job_dir: Path) -> dict[str, Any] | None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from livedenoise.server.errors import Conflict, InvalidRequest, LiveDenoiseError
-from livedenoise.server.jobs.backend import BackendPoll, JobBackend, JobLaunch, JobLogs
+from livedenoise.server.jobs.backend import BackendPoll, JobBackend, JobLaunch, JobLimits, JobLogs
 from livedenoise.server.jobs.data import TrainingData
 from livedenoise.server.jobs.local_backend import LocalBackend
 from livedenoise.server.jobs.store import TERMINAL_STATES, JobRecord, JobState, JobStore, utc_now
@@ -37,14 +39,24 @@ _METHOD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _RESERVED_CONFIG = frozenset({"method"})
 
 
-def _validate_training_config(method: str, config: dict[str, Any]) -> None:
+def _age_s(started: str | None) -> float:
+    """Seconds since an ISO timestamp (0 when unknown)."""
+    if not started:
+        return 0.0
+    try:
+        return max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(started)).total_seconds())
+    except ValueError:
+        return 0.0
+
+
+def _validate_training_config(method: str, config: dict[str, Any]) -> Any:
     """Refuse a job whose config the trainer would refuse, before anything runs (torch-free)."""
     from pydantic import ValidationError
 
     from livedenoise.models.config import TrainConfig
 
     try:
-        TrainConfig(method=method, **config)
+        return TrainConfig(method=method, **config)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'] if p not in ('method_config', method)) or 'config'}: "
@@ -99,6 +111,7 @@ class JobManager:
         self._lock = threading.RLock()
         self._running: set[str] = set()
         self._cancelling: set[str] = set()
+        self._deadlines: dict[str, float] = {}  # job id -> time.monotonic() after which it is stopped
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -111,9 +124,16 @@ class JobManager:
             if job.backend == self.backend.name and self.backend.attach(job.id, job.backend_ref):
                 with self._lock:
                     self._running.add(job.id)
+                    self._deadlines[job.id] = time.monotonic() + max(0.0, self.settings.job_max_seconds - _age_s(job.started))
+                continue
+            result = self.backend.result(job.id) if job.backend == self.backend.name else None
+            if result is not None and result.get("output"):  # it finished while no server watched: keep its model
+                logger.info("job %s finished while the server was down; registering its result", job.id)
+                self._finalize(job.id, BackendPoll(running=False, result=result))
                 continue
             logger.warning("job %s was running when the server stopped and its process is gone", job.id)
-            self.store.update(job.id, expect=JobState.RUNNING, state=JobState.FAILED, error=RESTART_ERROR, finished=utc_now())
+            error = str(result["error"]) if result and result.get("error") else RESTART_ERROR
+            self.store.update(job.id, expect=JobState.RUNNING, state=JobState.FAILED, error=error, finished=utc_now())
         self._stop.clear()
         self._thread = threading.Thread(target=self._monitor, name="job-monitor", daemon=True)
         self._thread.start()
@@ -160,7 +180,12 @@ class JobManager:
         reserved = sorted(set(config) & _RESERVED_CONFIG)
         if reserved:
             raise InvalidRequest(f"field 'config' may not set {reserved}: they are set by the server (use the request's fields)")
-        _validate_training_config(method, config)
+        train = _validate_training_config(method, config)
+        if train.time_budget_s is not None and train.time_budget_s > self.settings.job_max_seconds:
+            raise InvalidRequest(
+                f"field 'time_budget_s': {train.time_budget_s:g} s is above this server's job limit of "
+                f"{self.settings.job_max_seconds:g} s (LIVEDENOISE_JOB_MAX_SECONDS)"
+            )
         movie = self.data.resolve(data)
         job = JobRecord(
             id="j-" + uuid.uuid4().hex[:12],
@@ -230,6 +255,7 @@ class JobManager:
                 logger.exception("job monitor tick failed")
 
     def _tick(self) -> None:
+        self._enforce_deadlines()
         finished: list[tuple[str, BackendPoll]] = []
         with self._lock:
             watched = sorted(self._running - self._cancelling)
@@ -245,6 +271,7 @@ class JobManager:
                 self._apply_events(job_id, poll.events)
                 if not poll.running:
                     self._running.discard(job_id)
+                    self._deadlines.pop(job_id, None)
                     finished.append((job_id, poll))
         for job_id, poll in finished:
             try:
@@ -263,7 +290,10 @@ class JobManager:
                 job = self.store.oldest_queued()
                 if job is None:
                     return
-                launch = JobLaunch(job_id=job.id, movie=Path(job.data), config={**job.config, "method": job.method})
+                launch = JobLaunch(
+                    job_id=job.id, movie=Path(job.data), config={**job.config, "method": job.method},
+                    limits=self._limits(job.config),
+                )  # fmt: skip
                 try:
                     ref = self.backend.start(launch)
                 except (OSError, ValueError) as exc:
@@ -272,6 +302,35 @@ class JobManager:
                     continue
                 self.store.update(job.id, expect=JobState.QUEUED, state=JobState.RUNNING, started=utc_now(), backend_ref=ref)
                 self._running.add(job.id)
+                self._deadlines[job.id] = time.monotonic() + self.settings.job_max_seconds
+
+    def _limits(self, config: dict[str, Any]) -> JobLimits:
+        # RLIMIT_AS breaks CUDA (it reserves huge address ranges): cap memory only where training runs on the CPU.
+        device = str(config.get("device", "auto"))
+        on_gpu = device.startswith("cuda") or (device == "auto" and Path("/dev/nvidia0").exists())
+        return JobLimits(nice=self.settings.job_nice, max_memory_bytes=None if on_gpu else self.settings.job_max_memory_bytes)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            late = [j for j, deadline in self._deadlines.items() if now > deadline and j in self._running and j not in self._cancelling]
+        for job_id in late:
+            limit = self.settings.job_max_seconds
+            logger.warning("job %s ran longer than %.0f s; stopping it", job_id, limit)
+            with self._lock:
+                self._cancelling.add(job_id)
+            try:
+                self.backend.stop(job_id, self.stop_grace_s)
+            finally:
+                with self._lock:
+                    self._cancelling.discard(job_id)
+                    self._running.discard(job_id)
+                    self._deadlines.pop(job_id, None)
+            self.store.update(
+                job_id, expect=JobState.RUNNING, state=JobState.FAILED, finished=utc_now(),
+                error=f"the job ran longer than the server's limit of {limit:.0f} s (LIVEDENOISE_JOB_MAX_SECONDS)",
+            )  # fmt: skip
+            self.backend.forget(job_id)
 
     def _apply_events(self, job_id: str, events: list[dict[str, Any]]) -> None:
         changes: dict[str, Any] = {}

@@ -56,12 +56,6 @@ def serve_in_thread(app: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def serve_app() -> Callable[[Any], contextlib.AbstractContextManager[str]]:
-    """``with serve_app(app) as url``: any app on a real uvicorn on 127.0.0.1."""
-    return serve_in_thread
-
-
-@pytest.fixture
 def model_file(tmp_path: Path, onnx_models: ModuleType) -> Callable[..., Path]:
     def make(seed: int = 0) -> Path:
         return onnx_models.make_mix_model(tmp_path / f"mix-{seed}.onnx", WindowSpec(before=1, after=1), seed=seed)

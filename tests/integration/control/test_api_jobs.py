@@ -173,3 +173,24 @@ def test_job_state_survives_restart(settings, ingest: IngestService, tiny_movie:
         assert again[waiting.id].state == "cancelled"
         assert "deepcad_rt" in second.job_logs(running.id).log
         assert second.metrics().count('livedenoise_jobs{state="failed"} 1') == 1
+
+
+@pytest.mark.slow
+@needs_worker
+def test_a_job_runs_niced_memory_capped_and_is_stopped_at_the_time_limit(
+    settings, ingest: IngestService, tiny_movie: str, long_config, serve_app, wait, worker_pids, monkeypatch
+) -> None:
+    monkeypatch.setenv("LIVEDENOISE_API_TOKEN", "secret-of-the-api")  # the server's environment has it; jobs must not
+    limited = settings.model_copy(update={"job_max_seconds": 4.0, "job_max_memory_bytes": 8 * 1024**3, "job_nice": 7})
+    control = IngestControlClient(ingest.control_endpoint, ingest.control_secret, timeout_s=10)
+    with serve_app(create_app(limited, ingest=control)) as url, ControlClient(url, token="unused", timeout=30) as client:
+        job = client.submit_job("deepcad_rt", tiny_movie, {**long_config, "device": "cpu"})
+        pids = wait(lambda: worker_pids(settings.jobs_dir / job.id), 30, what="the worker to start")
+        stat = Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[-1].split()
+        assert int(stat[16]) == 7  # nice, field 19 of /proc/pid/stat
+        limits = Path(f"/proc/{pids[0]}/limits").read_text()
+        assert any(line.startswith("Max address space") and str(8 * 1024**3) in line for line in limits.splitlines())
+        assert b"secret-of-the-api" not in Path(f"/proc/{pids[0]}/environ").read_bytes()
+        failed = wait(lambda: (j := client.job(job.id)).state == "failed" and j, 60, what="the time limit")
+        assert "limit of 4 s" in failed.error
+        assert worker_pids(settings.jobs_dir / job.id) == []

@@ -76,3 +76,40 @@ def test_running_job_whose_process_is_gone_fails_at_restart(settings: ServerSett
             assert job.state is JobState.FAILED and job.error == RESTART_ERROR and job.finished
     finally:
         manager.close()
+
+
+def test_a_job_that_finished_while_the_server_was_down_keeps_its_model(settings: ServerSettings, model_file) -> None:
+    """Its process is gone, but it wrote its result: the restarted server registers the model instead of
+    calling the job failed."""
+    import json
+    import shutil
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    job_dir = settings.jobs_dir / "j-finished"
+    job_dir.mkdir(parents=True)
+    output = job_dir / "model.onnx"
+    shutil.copy(model_file(seed=4), output)
+    (job_dir / "result.json").write_text(json.dumps({"output": str(output), "validation": {"model_gain_db": 9.5}}))
+    store = JobStore(settings.jobs_db)
+    store.insert(JobRecord(id="j-finished", method="deepcad_rt", data="x.npy", state=JobState.RUNNING, backend_ref=str(dead.pid)))
+    store.close()
+
+    manager = JobManager(settings, ModelRegistry(settings.models_dir))
+    manager.start()
+    try:
+        job = manager.get("j-finished")
+        assert job.state is JobState.SUCCEEDED and job.model_id is not None and job.validation == {"model_gain_db": 9.5}
+        assert [m.id for m in manager.registry.list()] == [job.model_id]
+    finally:
+        manager.close()
+
+
+def test_a_job_budget_above_the_server_limit_is_refused(settings: ServerSettings, movie: str) -> None:
+    manager = JobManager(settings.model_copy(update={"job_max_seconds": 60}), ModelRegistry(settings.models_dir))
+    try:
+        with pytest.raises(InvalidRequest, match="time_budget_s.*LIVEDENOISE_JOB_MAX_SECONDS"):
+            manager.submit("deepcad_rt", movie, {"time_budget_s": 120})
+        assert manager.submit("deepcad_rt", movie, {"time_budget_s": 30}).state is JobState.QUEUED
+    finally:
+        manager.close()

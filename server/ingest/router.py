@@ -51,6 +51,7 @@ POLL_MS = 50
 FORWARD_BURST = 256
 # How often open series are checked for the idle timeout.
 EXPIRE_EVERY_S = 1.0
+UNDELIVERABLE_LOG_EVERY_S = 5.0
 
 Message = list[Any]  # [identity, header, payload]: bytes, memoryview or zmq.Frame parts
 
@@ -95,6 +96,8 @@ class Router:
         # Replies waiting for peers whose pipe is full (they do not read), in order, per peer.
         self._parked: dict[bytes, deque[tuple[Message, int]]] = {}
         self._next_expiry = 0.0
+        self._unlogged = 0
+        self._last_undeliverable_log = -UNDELIVERABLE_LOG_EVERY_S
 
     def start(self) -> None:
         self._thread.start()
@@ -222,9 +225,14 @@ class Router:
                 del self._parked[identity]
 
     def _undeliverable(self, count: int, why: object) -> None:
-        logger.warning("%d repl%s could not be delivered: %s", count, "y" if count == 1 else "ies", why)
         with self.table.cond:
             self.table.totals.inc("undeliverable", count)
+        # Counted always, logged at most every few seconds: a vanished peer can be owed thousands of replies.
+        self._unlogged += count
+        now = time.monotonic()
+        if now - self._last_undeliverable_log >= UNDELIVERABLE_LOG_EVERY_S:
+            logger.warning("%d repl%s could not be delivered (last: %s)", self._unlogged, "y" if self._unlogged == 1 else "ies", why)
+            self._unlogged, self._last_undeliverable_log = 0, now
 
     def _expire_idle(self) -> None:
         now = time.monotonic()

@@ -229,14 +229,7 @@ class JobManager:
             if job_id not in self._running:
                 raise Conflict(f"job {job_id} has finished training and is being finalised; it cannot be cancelled")
             self._cancelling.add(job_id)
-        try:
-            self.backend.stop(job_id, self.stop_grace_s)
-        finally:
-            with self._lock:
-                self._cancelling.discard(job_id)
-                self._running.discard(job_id)
-                self.store.update(job_id, expect=JobState.RUNNING, state=JobState.CANCELLED, finished=utc_now())
-                self.backend.forget(job_id)
+        self._stop_running(job_id, JobState.CANCELLED)
         logger.info("job %s cancelled while running", job_id)
         self._wake()
         return self.store.get(job_id)
@@ -319,18 +312,21 @@ class JobManager:
             logger.warning("job %s ran longer than %.0f s; stopping it", job_id, limit)
             with self._lock:
                 self._cancelling.add(job_id)
-            try:
-                self.backend.stop(job_id, self.stop_grace_s)
-            finally:
-                with self._lock:
-                    self._cancelling.discard(job_id)
-                    self._running.discard(job_id)
-                    self._deadlines.pop(job_id, None)
-            self.store.update(
-                job_id, expect=JobState.RUNNING, state=JobState.FAILED, finished=utc_now(),
-                error=f"the job ran longer than the server's limit of {limit:.0f} s (LIVEDENOISE_JOB_MAX_SECONDS)",
-            )  # fmt: skip
-            self.backend.forget(job_id)
+            error = f"the job ran longer than the server's limit of {limit:.0f} s (LIVEDENOISE_JOB_MAX_SECONDS)"
+            self._stop_running(job_id, JobState.FAILED, error)
+
+    def _stop_running(self, job_id: str, state: JobState, error: str | None = None) -> None:
+        """Stop a running job's process (marked cancelling by the caller) and record it as ``state``."""
+        try:
+            self.backend.stop(job_id, self.stop_grace_s)
+        finally:
+            with self._lock:
+                self._cancelling.discard(job_id)
+                self._running.discard(job_id)
+                self._deadlines.pop(job_id, None)
+                changes: dict[str, Any] = {"error": error} if error else {}
+                self.store.update(job_id, expect=JobState.RUNNING, state=state, finished=utc_now(), **changes)
+                self.backend.forget(job_id)
 
     def _apply_events(self, job_id: str, events: list[dict[str, Any]]) -> None:
         changes: dict[str, Any] = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from livedenoise.clients import __version__
+from livedenoise.clients.protocol import StreamMode
 
 __all__ = ["main", "build_parser"]
 
@@ -341,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the denoised movie here")
     p.add_argument("--fps", type=float, help="pace like a camera (default: as fast as the server takes)")
     p.add_argument("--stream", default="cam0")
-    p.add_argument("--mode", choices=["live", "lossless"])
+    p.add_argument("--mode", choices=[m.value for m in StreamMode])
     p.add_argument("--server-key", dest="server_key", help="the server's public CURVE key file (.key), if it has one")
     p.add_argument("--client-key", dest="client_key", help="your CURVE key pair (.key_secret), allowed by the server")
     p.set_defaults(func=cmd_stream)

@@ -19,11 +19,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["METADATA_KEY", "SPEC_FORMAT", "WindowSpec", "Normalization", "ModelSpec", "SpecError"]
+__all__ = ["METADATA_KEY", "SPEC_FORMAT", "GRAPH_INPUT", "GRAPH_OUTPUT", "WindowSpec", "Normalization", "ModelSpec", "SpecError"]
 
 METADATA_KEY = "livedenoise.spec"
 SPEC_FORMAT = 1
 INPUT_LAYOUT = "BTHW"
+
+#: Names of the exported graph's input ``[B, L, H, W]`` and output ``[B, out_frames, H, W]``.
+GRAPH_INPUT = "frames"
+GRAPH_OUTPUT = "denoised"
 
 
 class SpecError(ValueError):
@@ -115,8 +119,8 @@ class ModelSpec:
     window: WindowSpec
     normalization: Normalization
     version: str
-    input_name: str = "frames"
-    output_name: str = "denoised"
+    input_name: str = GRAPH_INPUT
+    output_name: str = GRAPH_OUTPUT
     input_layout: str = INPUT_LAYOUT
     train_data_digest: str = ""
     created: str = ""
@@ -146,8 +150,8 @@ class ModelSpec:
             window=WindowSpec.from_dict(obj.get("window")),  # type: ignore[arg-type]
             normalization=Normalization.from_dict(obj.get("normalization")),  # type: ignore[arg-type]
             version=str(obj.get("version", "")),
-            input_name=str(obj.get("input_name", "frames")),
-            output_name=str(obj.get("output_name", "denoised")),
+            input_name=str(obj.get("input_name", GRAPH_INPUT)),
+            output_name=str(obj.get("output_name", GRAPH_OUTPUT)),
             train_data_digest=str(obj.get("train_data_digest", "")),
             created=str(obj.get("created", "")),
             extra=dict(obj.get("extra") or {}),

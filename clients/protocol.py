@@ -24,6 +24,8 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_META_BYTES",
     "ALLOWED_DTYPES",
+    "UNKNOWN_STREAM",
+    "StreamMode",
     "MessageType",
     "ErrorCode",
     "SkipReason",
@@ -41,8 +43,8 @@ __all__ = [
     "control_message",
 ]
 
+#: The protocol and its major version; a sender may add a minor version (``frames/1.2``).
 PROTO = "frames/1"
-PROTO_MAJOR = "frames/1"
 #: A client's header is shorter than this many bytes.
 MAX_HEADER_BYTES = 4096
 #: ``stream`` and ``series`` are 1-128 (``series`` 0-128) characters.
@@ -59,6 +61,17 @@ MAX_MESSAGE_CHARS = 512
 ALLOWED_DTYPES = frozenset(
     {"|u1", "|i1", "<u2", ">u2", "<i2", ">i2", "<u4", ">u4", "<i4", ">i4", "<f4", ">f4", "<f8", ">f8"}
 )
+
+
+#: ``stream`` of an error reply (and PUB topic) for a message whose stream could not be read.
+UNKNOWN_STREAM = "?"
+
+
+class StreamMode(str, Enum):
+    """``start.meta.mode``: what the server does when frames arrive faster than they are denoised."""
+
+    LIVE = "live"  # bounded latency: drop oldest whole windows (replied `skipped`) when behind
+    LOSSLESS = "lossless"  # every frame denoised; latency grows under load
 
 
 class MessageType(str, Enum):
@@ -142,9 +155,6 @@ class Header:
     reason: str | None = None
     instance: str | None = None  # replies: the serving ingest process, new at each start (a change = a restart)
 
-    def with_reply(self, **fields: Any) -> Header:
-        return replace(self, **fields)
-
     @property
     def nbytes(self) -> int:
         """Payload size this header announces (0 when it carries no pixels)."""
@@ -212,7 +222,7 @@ def decode_header(raw: bytes, *, replies: bool = False) -> Header:
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_JSON, f"header must be a JSON object, got {type(obj).__name__}")
     proto = obj.get("proto")
-    if not isinstance(proto, str) or proto.split(".")[0] != PROTO_MAJOR:
+    if not isinstance(proto, str) or proto.split(".")[0] != PROTO:
         raise ProtocolError(ErrorCode.BAD_PROTO, f"unsupported proto {proto!r}; this server speaks {PROTO!r}")
     try:
         mtype = MessageType(obj.get("type"))

@@ -28,9 +28,11 @@ from numpy.typing import NDArray
 from livedenoise.clients.keys import ClientKeys
 from livedenoise.clients.protocol import (
     ALLOWED_DTYPES,
+    UNKNOWN_STREAM,
     Header,
     MessageType,
     ProtocolError,
+    StreamMode,
     array_from_payload,
     check_payload,
     control_message,
@@ -149,8 +151,9 @@ class StreamClient:
             raise ValueError(f"dtype {dt!r} cannot be streamed; use one of {sorted(ALLOWED_DTYPES)}")
         if len(shape) != 2 or not all(int(s) > 0 for s in shape):
             raise ValueError(f"shape must be [y, x] with positive sizes, got {list(shape)}")
-        if mode is not None and mode not in ("live", "lossless"):
-            raise ValueError(f"mode must be 'live' or 'lossless', got {mode!r}")
+        modes = [m.value for m in StreamMode]
+        if mode is not None and mode not in modes:
+            raise ValueError(f"mode must be one of {modes}, got {mode!r}")
         if not series:
             raise ValueError("series id must be a non-empty string")
         full_meta = dict(meta or {})
@@ -388,7 +391,7 @@ class StreamClient:
         except ProtocolError as exc:
             raise ProtocolViolation(f"malformed reply header ({exc.code.value}): {exc}") from None
         self._check_instance(header)
-        if header.type is MessageType.ERROR and header.stream == "?":
+        if header.type is MessageType.ERROR and header.stream == UNKNOWN_STREAM:
             # The server could not read which stream a message was for; ours are always readable.
             logger.warning("server refused a message it could not attribute: %s: %s", header.code, header.message)
             return Reply(header=header, rejected=True)

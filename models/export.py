@@ -18,7 +18,6 @@ import time
 import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,27 +26,21 @@ import onnx
 import torch
 from torch import nn
 
-from livedenoise.clients.model_spec import METADATA_KEY, ModelSpec
+from livedenoise.clients import __version__
+from livedenoise.clients.model_spec import GRAPH_INPUT, GRAPH_OUTPUT, METADATA_KEY, ModelSpec
 from livedenoise.models.trainer import TrainResult
 
 __all__ = ["ExportError", "build_spec", "export_onnx", "verify_onnx"]
 
 logger = logging.getLogger(__name__)
 
-INPUT_NAME = "frames"
-OUTPUT_NAME = "denoised"
+INPUT_NAME = GRAPH_INPUT
+OUTPUT_NAME = GRAPH_OUTPUT
 VERIFY_RTOL = 1e-4
 
 
 class ExportError(RuntimeError):
     """The exported graph does not reproduce the torch model (or could not be exported)."""
-
-
-def _package_version() -> str:
-    try:
-        return version("livedenoise")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def build_spec(result: TrainResult) -> ModelSpec:
@@ -58,7 +51,7 @@ def build_spec(result: TrainResult) -> ModelSpec:
         method=recipe.name,
         window=result.window,
         normalization=result.normalization,
-        version=_package_version(),
+        version=__version__,
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
         train_data_digest=result.data_digest,

@@ -181,10 +181,6 @@ class ModelRegistry:
             self._write_json(self.models_dir / _ACTIVE_FILE, {"model_id": model_id, "since": _now()})
         return record
 
-    def clear_active(self) -> None:
-        with self._lock:
-            (self.models_dir / _ACTIVE_FILE).unlink(missing_ok=True)
-
     # ---- removing -----------------------------------------------------------------------------------
     def delete(self, model_id: str) -> ModelRecord:
         """Remove a model; the active model cannot be deleted (:class:`Conflict`)."""

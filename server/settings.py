@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from livedenoise.clients.local_token import default_home
+from livedenoise.clients.protocol import StreamMode
 
 __all__ = ["Provider", "StreamMode", "ServerSettings", "default_home"]
 
@@ -17,11 +18,6 @@ class Provider(str, Enum):
     CPU = "cpu"
     CUDA = "cuda"
     TENSORRT = "tensorrt"
-
-
-class StreamMode(str, Enum):
-    LIVE = "live"  # bounded latency: drop oldest whole windows (replied `skipped`) when behind
-    LOSSLESS = "lossless"  # every frame denoised; latency grows under load
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

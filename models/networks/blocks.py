@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["conv", "make_norm", "make_act", "DoubleConv", "Down", "Up"]
@@ -107,6 +108,4 @@ class Up(nn.Module):
         self.conv = DoubleConv(_check_dims(dims), in_ch + skip_ch, out_ch, norm=norm, act=act)
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        import torch
-
         return self.conv(torch.cat([skip, self.up(x)], dim=1))

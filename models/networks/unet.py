@@ -75,11 +75,6 @@ class UNet(nn.Module):
         """Every pooled axis (H, W, and T for 3-D) must be a multiple of this."""
         return int(2 ** (self.levels - 1))
 
-    @property
-    def time_multiple(self) -> int:
-        """The multiple the time axis needs: :attr:`size_multiple` for 3-D, 1 for 2-D (time is channels)."""
-        return self.size_multiple if self.dims == 3 else 1
-
     def forward(self, x: Tensor) -> Tensor:
         skips = [self.inc(x)]
         for down in self.downs:

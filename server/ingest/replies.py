@@ -19,6 +19,7 @@ from livedenoise.clients.protocol import (
     Header,
     MessageType,
     ProtocolError,
+    UNKNOWN_STREAM,
     SkipReason,
     bounded,
     encode_header,
@@ -30,9 +31,6 @@ logger = logging.getLogger(__name__)
 
 Reply = list[bytes | memoryview]
 
-# Stream id of an error reply to a message whose stream could not be read (decode_header needs a
-# non-empty stream on replies too).
-UNKNOWN_STREAM = "?"
 
 
 def _envelope(identity: bytes, header: Header, payload: bytes | memoryview = b"") -> Reply:

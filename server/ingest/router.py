@@ -28,6 +28,7 @@ import zmq
 
 from livedenoise.clients.protocol import (
     MAX_NAME_CHARS,
+    UNKNOWN_STREAM,
     ErrorCode,
     Header,
     MessageType,
@@ -39,7 +40,7 @@ from livedenoise.clients.protocol import (
 )
 from livedenoise.server.errors import FrameRejected
 from livedenoise.server.ingest.auth import peer_key
-from livedenoise.server.ingest.replies import UNKNOWN_STREAM, error_reply
+from livedenoise.server.ingest.replies import error_reply
 from livedenoise.server.ingest.streams import StreamTable
 
 __all__ = ["Router"]
@@ -279,7 +280,7 @@ class Router:
         except FrameRejected as exc:
             self._refuse(identity, parts, header, exc.code, exc.message)
         except Exception as exc:  # a bug must cost one message an `internal` refusal, never the thread
-            logger.exception("internal error on a message from stream %.128r", header.stream if header else "?")
+            logger.exception("internal error on a message from stream %.128r", header.stream if header else UNKNOWN_STREAM)
             self._refuse(identity, parts, header, ErrorCode.INTERNAL.value, f"internal error, message not accepted: {exc!r}")
 
     def _refuse(self, identity: bytes, parts: list[Any], header: Header | None, code: str, message: str) -> None:

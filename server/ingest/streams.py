@@ -24,10 +24,10 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-from livedenoise.clients.protocol import EndReason, ErrorCode, Header
+from livedenoise.clients.protocol import EndReason, ErrorCode, Header, StreamMode
 from livedenoise.server.errors import FrameRejected
 from livedenoise.server.metrics import Counters, LatencyRing, RateMeter
-from livedenoise.server.settings import ServerSettings, StreamMode
+from livedenoise.server.settings import ServerSettings
 from livedenoise.clients.windowing import SeriesWindow
 
 __all__ = ["PendingFrame", "SeriesState", "StreamState", "StreamTable"]

@@ -27,12 +27,12 @@ import numpy as np
 import zmq
 from numpy.typing import NDArray
 
-from livedenoise.clients.protocol import ErrorCode, SkipReason
+from livedenoise.clients.protocol import ErrorCode, SkipReason, StreamMode
 from livedenoise.server.engine.base import MODEL_MISMATCH, Engine
 from livedenoise.server.errors import EngineError
 from livedenoise.server.ingest.replies import Reply, end_reply, error_reply, frame_reply, skipped_reply
 from livedenoise.server.ingest.streams import PendingFrame, SeriesState, StreamState, StreamTable
-from livedenoise.server.settings import ServerSettings, StreamMode
+from livedenoise.server.settings import ServerSettings
 from livedenoise.clients.windowing import Block
 
 __all__ = ["InferenceWorker"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -91,10 +91,10 @@ class FakeIngest:
         if index in f.fail:
             self._error(ident, header, f.fail[index], f"engine failed on frame {index}")
         elif index in f.skip:
-            self._send(ident, control_message(header.with_reply(type=MessageType.SKIPPED, reason="backlog", dtype=None, shape=None)))
+            self._send(ident, control_message(replace(header, type=MessageType.SKIPPED, reason="backlog", dtype=None, shape=None)))
         else:
             out = (2.0 * frame.astype(np.float32) + 1.0).astype("<f4")
-            self._send(ident, frame_message(header.with_reply(type=MessageType.FRAME, model="fake", latency_ms=1.5), out))
+            self._send(ident, frame_message(replace(header, type=MessageType.FRAME, model="fake", latency_ms=1.5), out))
         if index == f.duplicate and again:
             self._answer(ident, header, frame, again=False)
 

@@ -34,14 +34,14 @@ def test_register_custom_network() -> None:
 def test_unet3d_shapes_on_odd_multiples(levels: int) -> None:
     net = get_network("unet3d", base=4, levels=levels)
     m = 2 ** (levels - 1)
-    assert net.size_multiple == net.time_multiple == m
+    assert net.size_multiple == m
     x = torch.randn(2, 1, 3 * m, 5 * m, 7 * m)
     assert net(x).shape == x.shape
 
 
 def test_unet2d_frames_as_channels() -> None:
     net = get_network("unet2d", in_channels=5, out_channels=1, base=4, levels=3, norm="group")
-    assert net.size_multiple == 4 and net.time_multiple == 1
+    assert net.size_multiple == 4
     assert net(torch.randn(3, 5, 12, 20)).shape == (3, 1, 12, 20)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from livedenoise.clients import __version__
+from livedenoise.clients.log_setup import configure_logging
 from livedenoise.clients.protocol import StreamMode
 
 __all__ = ["main", "build_parser"]
@@ -372,11 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging("DEBUG" if args.verbose else None)
     try:
         return int(args.func(args))
     except MissingExtra:

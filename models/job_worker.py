@@ -29,6 +29,8 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+from livedenoise.clients.log_setup import configure_logging
+
 __all__ = ["main", "run_job"]
 
 logger = logging.getLogger("livedenoise.models.job_worker")
@@ -43,12 +45,7 @@ def _read_movie(path: Path) -> NDArray[Any]:
 
 
 def _configure_logging(job_dir: Path) -> None:
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for handler in (logging.FileHandler(job_dir / "train.log", encoding="utf-8"), logging.StreamHandler(sys.stderr)):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
+    configure_logging(log_file=job_dir / "train.log", rotate=False)
 
 
 class _Events:

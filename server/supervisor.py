@@ -14,7 +14,6 @@ active model into it (uvicorn ``supervisors/multiprocess.py`` idea).
 from __future__ import annotations
 
 import logging
-import logging.config
 import multiprocessing
 import os
 import signal
@@ -25,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from livedenoise.clients.local_token import TOKEN_FILE, ensure_token
+from livedenoise.clients.log_setup import configure_logging as configure_process_logging
 from livedenoise.server.errors import LiveDenoiseError
 from livedenoise.server.ingest.control import IngestControlClient
 from livedenoise.server.ingest.liveness import IngestLiveness, IngestState
@@ -35,7 +35,6 @@ __all__ = ["serve", "main", "IngestProcess", "IngestWatchdog", "configure_loggin
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = "%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s"
 
 
 class IngestStartError(RuntimeError):
@@ -43,29 +42,8 @@ class IngestStartError(RuntimeError):
 
 
 def configure_logging(settings: ServerSettings, filename: str = "server.log") -> None:
-    """Console + rotating file in ``settings.logs_dir``; called once per process, by its entry point."""
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    quiet_access = "INFO" if settings.log_level.upper() == "DEBUG" else "WARNING"
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"default": {"format": _FORMAT}},
-            "handlers": {
-                "console": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
-                "file": {
-                    "class": "logging.handlers.RotatingFileHandler",
-                    "formatter": "default",
-                    "filename": str(settings.logs_dir / filename),
-                    "maxBytes": 10 * 1024 * 1024,
-                    "backupCount": 3,
-                },
-            },
-            "root": {"level": settings.log_level.upper(), "handlers": ["console", "file"]},
-            # Status polling would otherwise drown the log in access lines.
-            "loggers": {"uvicorn.access": {"level": quiet_access}},
-        }
-    )
+    """Console + rotating file in ``settings.logs_dir`` at ``settings.log_level``; once per process."""
+    configure_process_logging(settings.log_level, log_file=settings.logs_dir / filename)
 
 
 def _ingest_child(settings: ServerSettings, conn: Connection, parent_pid: int) -> None:

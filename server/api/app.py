@@ -17,7 +17,7 @@ from livedenoise.server.api.errors import install_error_handlers
 from livedenoise.server.api.guard import RequestGuard
 from livedenoise.server.api.routes import data, health, models, status
 from livedenoise.server.api.routes import jobs as jobs_routes
-from livedenoise.server.api.runtime import Runtime
+from livedenoise.server.api.runtime import ModelServing, Runtime
 from livedenoise.server.ingest.control import IngestControlClient
 from livedenoise.server.ingest.liveness import IngestLiveness
 from livedenoise.server.jobs.manager import JobManager
@@ -58,15 +58,10 @@ def create_app(
     settings.ensure_dirs()
     registry = registry or ModelRegistry(settings.models_dir, max_bytes=settings.max_upload_bytes)
     owns_jobs = jobs is None
-    holder: dict[str, Runtime] = {}
-
-    def activate(model_id: str) -> Any:
-        return holder["runtime"].load_model(model_id)
-
+    serving = ModelServing(registry, ingest)
     if jobs is None:
-        jobs = JobManager(settings, registry, on_activate=activate)
-    runtime = Runtime(settings=settings, registry=registry, jobs=jobs, ingest=ingest, liveness=liveness)
-    holder["runtime"] = runtime
+        jobs = JobManager(settings, registry, on_activate=serving.load)
+    runtime = Runtime(settings=settings, serving=serving, jobs=jobs, liveness=liveness)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol
 
 import zmq
 
+from livedenoise.clients.log_setup import configure_logging
 from livedenoise.clients.protocol import MAX_HEADER_BYTES, EndReason, ErrorCode
 from livedenoise.server.engine.base import Engine
 from livedenoise.server.engine.loader import load_engine
@@ -304,8 +305,8 @@ def run_ingest(
         Signalled once the sockets are bound: an object with ``set()`` (e.g. ``multiprocessing.Event``)
         is set; a callable is called with the started :class:`IngestService` (to read its endpoints).
     """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger().handlers:  # run directly, not by the supervisor (which configured it already)
+        configure_logging(settings.log_level)
     service = IngestService(settings, model_path, model_id)
     service.start()
     previous: dict[int, Any] = {}

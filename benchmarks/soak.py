@@ -161,14 +161,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bad.start()
     while any(t.is_alive() for t in threads):
         status = control.status()
-        samples.append((time.monotonic() - t0, int(status["totals"]["frames_in"]), rss_mib(endpoints["pid"])))
+        samples.append((time.monotonic() - t0, int(status.totals.frames_in), rss_mib(endpoints["pid"])))
         print(f"\r{samples[-1][0]:7.0f} s  frames in {samples[-1][1]:>8d}  RSS {samples[-1][2]:7.1f} MiB", end="", flush=True)
         time.sleep(1.0)
     print()
     stop.set()
     bad.join(5)
     status = control.status()
-    samples.append((time.monotonic() - t0, int(status["totals"]["frames_in"]), rss_mib(endpoints["pid"])))
+    samples.append((time.monotonic() - t0, int(status.totals.frames_in), rss_mib(endpoints["pid"])))
     control.shutdown()
     proc.join(30)
     second_half = [s for s in samples if s[1] >= samples[-1][1] / 2]
@@ -176,13 +176,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if len(second_half) >= 3 and second_half[-1][1] > second_half[0][1]:
         frames, rss = np.array([s[1] for s in second_half]), np.array([s[2] for s in second_half])
         slope = float(np.polyfit(frames, rss, 1)[0] * 10_000)
-    totals = status["totals"]
+    totals = status.totals
     return {
         "seconds": round(samples[-1][0], 1), "streams": args.streams, "fps per stream": args.fps,
         "frames sent (cameras)": tally.sent, "frames answered (cameras)": tally.answered,
-        "frames in (server)": totals["frames_in"], "frames out": totals["frames_out"], "errors": totals["errors"],
-        "skipped": totals["skipped"], "refused": totals["rejected"], "refused by code": totals["rejected_by_code"],
-        "undeliverable": totals["undeliverable"], "expired series": totals["expired_series"],
+        "frames in (server)": totals.frames_in, "frames out": totals.frames_out, "errors": totals.errors,
+        "skipped": totals.skipped, "refused": totals.rejected, "refused by code": totals.rejected_by_code,
+        "undeliverable": totals.undeliverable, "expired series": totals.expired_series,
         "client errors": len(tally.client_errors), "RSS start (MiB)": round(samples[0][2], 1),
         "RSS end (MiB)": round(samples[-1][2], 1), "RSS max (MiB)": round(max(s[2] for s in samples), 1),
         "RSS slope, 2nd half (MiB / 10k frames)": round(slope, 3),

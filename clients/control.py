@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from livedenoise.clients.status import ServerStatus
+
 __all__ = ["ControlClient", "ControlError", "ControlTimeout", "ModelInfo", "JobInfo", "JobLogs", "DataInfo", "TERMINAL_JOB_STATES"]
 
 TERMINAL_JOB_STATES = frozenset({"succeeded", "failed", "cancelled"})
@@ -162,9 +164,10 @@ class ControlClient:
         """``{"status": "ok", "version": ...}`` when the control plane is up."""
         return dict(self._json("GET", "/v1/health"))
 
-    def status(self) -> dict[str, Any]:
-        """The ingest status (streams, rates, latency, counters, model, provider) and a ``control`` section."""
-        return dict(self._json("GET", "/v1/status"))
+    def status(self) -> ServerStatus:
+        """The ingest status (streams, rates, latency, counters, model, provider, threads) and the control
+        plane's section (:class:`~livedenoise.clients.status.ServerStatus`)."""
+        return ServerStatus.from_dict(self._json("GET", "/v1/status"))
 
     def metrics(self) -> str:
         """The Prometheus text page."""

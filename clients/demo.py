@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from livedenoise.clients.status import ServerStatus
+
 __all__ = ["DemoOptions", "DemoReport", "run_demo", "format_table"]
 
 logger = logging.getLogger(__name__)
@@ -140,7 +142,7 @@ class _Server:
         self.http = f"http://127.0.0.1:{self.ports['http']}"
         self.zmq = f"tcp://127.0.0.1:{self.ports['zmq']}"
 
-    def wait_ready(self, timeout_s: float = 60.0) -> dict[str, Any]:
+    def wait_ready(self, timeout_s: float = 60.0) -> ServerStatus:
         from livedenoise.clients.control import ControlClient, ControlError
 
         deadline = time.monotonic() + timeout_s
@@ -150,14 +152,14 @@ class _Server:
                     raise RuntimeError(f"server exited with code {self.proc.returncode}; see {self._log.name}")
                 try:
                     status = control.status()
-                    if status.get("model"):
+                    if status.model:
                         return status
                 except (ControlError, OSError) as exc:
                     logger.debug("server not ready yet: %s", exc)
                 time.sleep(0.3)
         raise TimeoutError(f"server did not become ready within {timeout_s:.0f} s; see {self._log.name}")
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ServerStatus:
         from livedenoise.clients.control import ControlClient
 
         with ControlClient(self.http, timeout=5.0) as control:
@@ -250,8 +252,9 @@ def run_demo(options: DemoOptions) -> DemoReport:
     best = max((n for n in scores if n not in ("noisy", "deepcad_rt (streamed)")), key=lambda n: scores[n]["psnr"])
 
     stream_stats = result.summary()
-    server_stream = server_status.get("streams", {}).get("demo-cam", {})
-    stream_stats.setdefault("latency_ms_p99", server_stream.get("latency_ms_p99", float("nan")))
+    server_stream = server_status.streams.get("demo-cam")
+    server_p99 = server_stream.latency_ms_p99 if server_stream is not None else None
+    stream_stats.setdefault("latency_ms_p99", server_p99 if server_p99 is not None else float("nan"))
     timings["total"] = time.monotonic() - t_start
     return DemoReport(
         scores=scores,
@@ -260,7 +263,7 @@ def run_demo(options: DemoOptions) -> DemoReport:
         files={name: str(out / name) for name in ("noisy.tif", "clean.tif", "denoised.tif", "figure.png", "model.onnx")},
         best_baseline=best,
         extra={
-            "latency_frames": spec.window.latency_frames, "provider": server_status.get("provider"), "fps_camera": fps,
+            "latency_frames": spec.window.latency_frames, "provider": server_status.provider, "fps_camera": fps,
             "heldout": validation.summary() if validation is not None else None,
         },
     )

@@ -1,15 +1,16 @@
-"""Prometheus text exposition (format 0.0.4) rendered from the ingest status dict and the control plane's state.
+"""Prometheus text exposition (format 0.0.4) rendered from the typed ingest status and the control plane's state.
 
-No client library: the status dict already holds every number, so this is a pure function from dicts to
-text. Per-stream counters become ``*_total`` counters labelled ``stream``; rates and latency quantiles
+No client library: the status already holds every number, so this is a pure function from the status to text. Per-stream counters become ``*_total`` counters labelled ``stream``; rates and latency quantiles
 are gauges; ``livedenoise_ingest_up`` says whether the ingest process answered at all.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from livedenoise.clients.status import IngestStatus
 
 __all__ = ["render_metrics", "CONTENT_TYPE"]
 
@@ -29,7 +30,6 @@ _STREAM_GAUGES = (
     ("fps_out", "fps_out", "Frames per second replied, recent average."),
     ("backlog", "backlog_frames", "Frames waiting for inference."),
 )
-_QUANTILES = (("p50", "0.5"), ("p99", "0.99"))
 
 
 def _escape(value: str) -> str:
@@ -68,33 +68,8 @@ class _Writer:
         self.lines.append(f"{full}{label_text} {_format(number)}")
 
 
-def _quantile(stream: Mapping[str, Any], key: str) -> Any:
-    """Latency quantile ``key`` (p50/p99) whether the status nests it or flattens it."""
-    nested = stream.get("latency_ms")
-    if isinstance(nested, Mapping) and key in nested:
-        return nested[key]
-    return stream.get(f"latency_ms_{key}")
-
-
-def _streams(status: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
-    streams = status.get("streams") or {}
-    if isinstance(streams, Mapping):
-        return [(str(k), v) for k, v in sorted(streams.items()) if isinstance(v, Mapping)]
-    if isinstance(streams, list):  # a list of dicts carrying their own id
-        return [(str(s.get("stream", s.get("id", i))), s) for i, s in enumerate(streams) if isinstance(s, Mapping)]
-    return []
-
-
-def _model_id(status: Mapping[str, Any]) -> str | None:
-    model = status.get("model")
-    if isinstance(model, Mapping):
-        value = model.get("id") or model.get("model_id")
-        return str(value) if value else None
-    return str(model) if model else None
-
-
 def render_metrics(
-    status: Mapping[str, Any] | None,
+    status: IngestStatus | None,
     *,
     jobs: Mapping[str, int] | None = None,
     models_registered: int | None = None,
@@ -104,7 +79,7 @@ def render_metrics(
     Parameters
     ----------
     status
-        The ingest status dict, or None when the ingest process did not answer (``ingest_up`` is then 0).
+        The ingest status, or None when the ingest process did not answer (``ingest_up`` is then 0).
     jobs
         Job counts by state.
     models_registered
@@ -113,31 +88,28 @@ def render_metrics(
     w = _Writer()
     w.sample("ingest_up", "gauge", "1 if the ingest process answered its control channel.", 1 if status is not None else 0)
     if status is not None:
-        model_id = _model_id(status)
-        w.sample("model_loaded", "gauge", "1 if the ingest process serves a model.", 1 if model_id else 0)
-        if model_id:
-            info = {"model_id": model_id, "provider": str(status.get("provider", ""))}
+        w.sample("model_loaded", "gauge", "1 if the ingest process serves a model.", 1 if status.model else 0)
+        if status.model is not None:
+            info = {"model_id": status.model.id, "provider": status.provider}
             w.sample("model_info", "gauge", "The served model and execution provider (value is always 1).", 1, info)
+        streams = sorted(status.streams.items())
         for source_key, name, help_text in _STREAM_COUNTERS:
-            for stream_id, stream in _streams(status):
-                w.sample(name, "counter", help_text, stream.get(source_key), {"stream": stream_id})
+            for stream_id, stream in streams:
+                w.sample(name, "counter", help_text, getattr(stream, source_key), {"stream": stream_id})
         for source_key, name, help_text in _STREAM_GAUGES:
-            for stream_id, stream in _streams(status):
-                w.sample(name, "gauge", help_text, stream.get(source_key), {"stream": stream_id})
-        for stream_id, stream in _streams(status):
-            for key, quantile in _QUANTILES:
-                w.sample(
-                    "latency_ms",
-                    "gauge",
-                    "Frame latency in ms (arrival to reply), recent quantiles.",
-                    _quantile(stream, key),
-                    {"stream": stream_id, "quantile": quantile},
-                )
-        w.sample("streams", "gauge", "Streams the ingest process currently tracks.", len(list(_streams(status))))
-        totals = status.get("totals")
-        by_code = totals.get("rejected_by_code") if isinstance(totals, Mapping) else None
-        for code, count in sorted((by_code or {}).items()):
-            w.sample("rejected_total", "counter", "Messages rejected, by error code (all streams).", count, {"code": str(code)})
+            for stream_id, stream in streams:
+                w.sample(name, "gauge", help_text, getattr(stream, source_key), {"stream": stream_id})
+        for stream_id, stream in streams:
+            for value, quantile in ((stream.latency_ms_p50, "0.5"), (stream.latency_ms_p99, "0.99")):
+                labels = {"stream": stream_id, "quantile": quantile}
+                w.sample("latency_ms", "gauge", "Frame latency in ms (arrival to reply), recent quantiles.", value, labels)
+        w.sample("streams", "gauge", "Streams the ingest process currently tracks.", len(streams))
+        for code, count in sorted(status.totals.rejected_by_code.items()):
+            w.sample("rejected_total", "counter", "Messages rejected, by error code (all streams).", count, {"code": code})
+        for thread, alive in sorted(status.threads.items()):
+            w.sample("ingest_thread_up", "gauge", "1 while the ingest thread runs.", alive, {"thread": thread})
+        w.sample("buffered_bytes", "gauge", "Bytes of frames and unread replies the ingest process holds.", status.totals.buffered_bytes)
+        w.sample("undeliverable_total", "counter", "Replies that could not be delivered to their peer.", status.totals.undeliverable)
     for state, count in sorted((jobs or {}).items()):
         w.sample("jobs", "gauge", "Training jobs by state.", count, {"state": state})
     if models_registered is not None:

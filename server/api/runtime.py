@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from livedenoise.clients.status import ControlStatus, IngestStatus, ServedModel, ServerStatus
 from livedenoise.server.errors import IngestUnavailable
 from livedenoise.server.ingest.control import IngestControlClient
 from livedenoise.server.ingest.liveness import IngestLiveness
@@ -34,7 +35,7 @@ class ModelServing:
             raise IngestUnavailable("this control plane runs without an ingest process")
         return self.ingest
 
-    def load(self, model_id: str) -> tuple[ModelRecord, dict[str, Any]]:
+    def load(self, model_id: str) -> tuple[ModelRecord, ServedModel]:
         """Hot-swap ``model_id`` into the ingest process, then mark it active; on failure nothing changes."""
         with self._lock:
             record = self.registry.get(model_id)
@@ -65,11 +66,17 @@ class Runtime:
     def ingest(self) -> IngestControlClient | None:
         return self.serving.ingest
 
-    def load_model(self, model_id: str) -> tuple[ModelRecord, dict[str, Any]]:
+    def load_model(self, model_id: str) -> tuple[ModelRecord, ServedModel]:
         return self.serving.load(model_id)
 
     def delete_model(self, model_id: str) -> ModelRecord:
         return self.serving.delete(model_id)
 
-    def ingest_status(self) -> dict[str, Any]:
+    def ingest_status(self) -> IngestStatus:
         return self.serving.require_ingest().status()
+
+    def status(self) -> ServerStatus:
+        """The ingest status with the control plane's section."""
+        ingest = self.ingest_status()
+        control = ControlStatus(active_model=self.registry.active_id(), models=len(self.registry.list()), jobs=self.jobs.counts())
+        return ServerStatus(**{f.name: getattr(ingest, f.name) for f in fields(ingest)}, control=control)

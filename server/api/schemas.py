@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from livedenoise.clients.status import ServedModel
 from livedenoise.server.jobs.backend import JobLogs
 from livedenoise.server.jobs.data import DataRecord
 from livedenoise.server.jobs.store import JobRecord, JobState
@@ -79,7 +80,7 @@ class ModelsPublic(BaseModel):
 
 class ModelLoaded(BaseModel):
     model: ModelPublic
-    ingest: dict[str, Any] = Field(description="what the ingest process reported about the engine it now serves")
+    ingest: ServedModel = Field(description="what the ingest process reported about the engine it now serves")
 
 
 class JobCreate(BaseModel):

@@ -20,6 +20,7 @@ from typing import Any
 
 import zmq
 
+from livedenoise.clients.status import IngestStatus, ServedModel
 from livedenoise.server.errors import EngineError, IngestUnavailable, InvalidModel, LiveDenoiseError, UnknownModel
 
 __all__ = ["Command", "IngestControlClient"]
@@ -70,12 +71,12 @@ class IngestControlClient:
     def ping(self, timeout_s: float | None = None) -> dict[str, Any]:
         return self.request(Command.PING, timeout_s)
 
-    def status(self) -> dict[str, Any]:
-        return dict(self.request(Command.STATUS)["status"])
+    def status(self) -> IngestStatus:
+        return IngestStatus.from_dict(self.request(Command.STATUS)["status"])
 
-    def load_model(self, model_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+    def load_model(self, model_id: str, timeout_s: float = 120.0) -> ServedModel:
         """Hot-swap the registered model ``model_id`` (from the registry folder) into the ingest process."""
-        return dict(self.request(Command.LOAD_MODEL, timeout_s, model_id=model_id)["model"])
+        return ServedModel.from_dict(self.request(Command.LOAD_MODEL, timeout_s, model_id=model_id)["model"])
 
     def shutdown(self) -> None:
         self.request(Command.SHUTDOWN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import asdict
 import logging
 import os
 import threading
@@ -84,12 +85,12 @@ class ControlServer:
             if cmd is Command.PING:
                 return {"ok": True, "pid": os.getpid(), "threads": self.service.threads()}
             if cmd is Command.STATUS:
-                return {"ok": True, "status": self.service.status()}
+                return {"ok": True, "status": self.service.status().to_dict()}
             if cmd is Command.LOAD_MODEL:
                 model_id = request.get("model_id")
                 if not isinstance(model_id, str) or not MODEL_ID_PATTERN.match(model_id):
                     return _error("invalid_request", "load_model needs 'model_id', a registered model id (m-<12 hex digits>)")
-                return {"ok": True, "model": self.service.load_registered(model_id)}
+                return {"ok": True, "model": asdict(self.service.load_registered(model_id))}
             self.service.request_shutdown()
             return {"ok": True}
         except LiveDenoiseError as exc:

@@ -20,6 +20,7 @@ import zmq
 
 from livedenoise.clients.log_setup import configure_logging
 from livedenoise.clients.protocol import MAX_HEADER_BYTES, EndReason, ErrorCode
+from livedenoise.clients.status import Endpoints, IngestStatus, ServedModel, WindowInfo
 from livedenoise.server.engine.base import Engine
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.errors import EngineError, UnknownModel
@@ -220,7 +221,7 @@ class IngestService:
         cache = self.settings.home / "trt_cache"
         return load_engine(path, self.settings.provider, model_id, self.settings.intra_op_threads, cache_dir=cache)
 
-    def load_model(self, path: str | Path, model_id: str) -> dict[str, Any]:
+    def load_model(self, path: str | Path, model_id: str) -> ServedModel:
         """Hot swap: open ``path`` beside the serving engine, switch between batches, return its info.
 
         Raises
@@ -245,7 +246,7 @@ class IngestService:
         assert info is not None
         return info
 
-    def load_registered(self, model_id: str) -> dict[str, Any]:
+    def load_registered(self, model_id: str) -> ServedModel:
         """Hot swap to a model of the registry folder, by id (the control channel never takes a path)."""
         path = self.settings.models_dir / f"{model_id}.onnx"
         if not path.is_file():
@@ -253,17 +254,14 @@ class IngestService:
         refuse_external_data(path)  # registered files were checked; one planted in the folder was not
         return self.load_model(path, model_id)
 
-    def model_info(self) -> dict[str, Any] | None:
+    def model_info(self) -> ServedModel | None:
         engine = self._worker.engine if self._worker is not None else None
         if engine is None:
             return None
         w = engine.spec.window
-        return {
-            "id": engine.model_id,
-            "method": engine.spec.method,
-            "window": {"before": w.before, "after": w.after, "out_frames": w.out_frames, "spatial_multiple": w.spatial_multiple},
-            "path": str(self._model_path) if self._model_path is not None else None,
-        }
+        window = WindowInfo(before=w.before, after=w.after, out_frames=w.out_frames, spatial_multiple=w.spatial_multiple)
+        path = str(self._model_path) if self._model_path is not None else None
+        return ServedModel(id=engine.model_id, method=engine.spec.method, window=window, path=path)
 
     # -- status ------------------------------------------------------------------------------------------
     def threads(self) -> dict[str, bool]:
@@ -271,21 +269,22 @@ class IngestService:
         parts = {"router": self._router, "worker": self._worker, "control": self._control}
         return {name: part is not None and part.alive for name, part in parts.items()}
 
-    def status(self) -> dict[str, Any]:
-        """Model, provider, uptime, per-stream counters/rates/latency and totals, as plain JSON types."""
+    def status(self) -> IngestStatus:
+        """Model, provider, uptime, threads, per-stream counters/rates/latency and totals."""
         engine = self._worker.engine if self._worker is not None else None
-        tables = self.table.snapshot()
-        return {
-            "pid": os.getpid(),
-            "instance": self.instance,
-            "model": self.model_info(),
-            "provider": engine.provider if engine is not None else self.settings.provider.value,
-            "uptime_s": round(time.monotonic() - self._started_at, 3) if self._started_at else 0.0,
-            "endpoints": {"frames": self.zmq_endpoint, "pub": self.pub_endpoint, "control": self.control_endpoint},
-            "threads": self.threads(),
-            "authentication": "curve" if self._curve is not None else "none",
-            **tables,
-        }
+        streams, totals = self.table.snapshot()
+        return IngestStatus(
+            pid=os.getpid(),
+            instance=self.instance,
+            model=self.model_info(),
+            provider=engine.provider if engine is not None else self.settings.provider.value,
+            uptime_s=round(time.monotonic() - self._started_at, 3) if self._started_at else 0.0,
+            endpoints=Endpoints(frames=self.zmq_endpoint, pub=self.pub_endpoint, control=self.control_endpoint),
+            threads=self.threads(),
+            authentication="curve" if self._curve is not None else "none",
+            streams=streams,
+            totals=totals,
+        )
 
 
 def run_ingest(

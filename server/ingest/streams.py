@@ -25,6 +25,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from livedenoise.clients.protocol import EndReason, ErrorCode, Header, StreamMode
+from livedenoise.clients.status import StreamStatus, Totals
 from livedenoise.server.errors import FrameRejected
 from livedenoise.server.metrics import Counters, LatencyRing, RateMeter
 from livedenoise.server.settings import ServerSettings
@@ -32,7 +33,7 @@ from livedenoise.clients.windowing import SeriesWindow
 
 __all__ = ["PendingFrame", "SeriesState", "StreamState", "StreamTable"]
 
-STREAM_COUNTERS = ("frames_in", "frames_out", "skipped", "errors", "rejected", "series")
+STREAM_COUNTERS = ("frames_in", "frames_out", "skipped", "errors", "rejected", "series_started")
 # Idle streams (no open or draining series) whose counters are kept for /status.
 MAX_IDLE_STREAMS = 64
 
@@ -109,22 +110,22 @@ class StreamState:
         """Accepted frames not yet answered."""
         return sum(len(s.pending) for s in self.series) + self.inflight
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> StreamStatus:
         latest = self.latest
         latency = self.latency.snapshot()
-        return {
-            "series": latest.series if latest else None,
-            "mode": latest.mode.value if latest else None,
-            "shape": list(latest.shape) if latest else None,
-            "dtype": latest.dtype if latest else None,
-            "open": self.open_series is not None,
+        return StreamStatus(
+            series=latest.series if latest else None,
+            mode=latest.mode.value if latest else None,
+            shape=list(latest.shape) if latest else None,
+            dtype=latest.dtype if latest else None,
+            open=self.open_series is not None,
             **self.counters.snapshot(),
-            "backlog": self.backlog,
-            "fps_in": round(self.fps_in.rate(), 3),
-            "fps_out": round(self.fps_out.rate(), 3),
-            "latency_ms_p50": latency["p50"],
-            "latency_ms_p99": latency["p99"],
-        }
+            backlog=self.backlog,
+            fps_in=round(self.fps_in.rate(), 3),
+            fps_out=round(self.fps_out.rate(), 3),
+            latency_ms_p50=latency["p50"],
+            latency_ms_p99=latency["p99"],
+        )
 
 
 class StreamTable:
@@ -187,7 +188,7 @@ class StreamTable:
                 dtype=header.dtype,
             )
             state.series.append(state.latest)
-            state.counters.inc("series")
+            state.counters.inc("series_started")
             state.last_seen = time.monotonic()
             self.totals.inc("accepted_messages")
             self.cond.notify_all()
@@ -310,17 +311,14 @@ class StreamTable:
         with self.cond:
             return not any(state.active for state in self.streams.values())
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> tuple[dict[str, StreamStatus], Totals]:
         with self.cond:
-            return {
-                "streams": {sid: state.snapshot() for sid, state in self.streams.items()},
-                "totals": {
-                    **self.totals.snapshot(),
-                    "active_streams": self._active_count(),
-                    "buffered_bytes": self._buffered_bytes(),
-                    "rejected_by_code": dict(self.rejected),
-                },
-            }
+            streams = {sid: state.snapshot() for sid, state in self.streams.items()}
+            totals = Totals(
+                **self.totals.snapshot(), active_streams=self._active_count(), buffered_bytes=self._buffered_bytes(),
+                rejected_by_code=dict(self.rejected),
+            )  # fmt: skip
+            return streams, totals
 
     # -- internals -----------------------------------------------------------------------------------------
     def _mode(self, header: Header) -> StreamMode:

@@ -77,14 +77,14 @@ def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path, fre
     try:
         with ControlClient(f"http://127.0.0.1:{ports['http']}", timeout=2.0) as control:
             deadline = time.monotonic() + 60
-            status: dict[str, object] = {}
-            while time.monotonic() < deadline and not status.get("model"):
+            status = None
+            while time.monotonic() < deadline and (status is None or status.model is None):
                 assert server.poll() is None, server.stdout.read() if server.stdout else ""
                 try:
                     status = control.status()
                 except ControlError:
                     time.sleep(0.3)
-            assert status.get("model"), "server never reported a loaded model"
+            assert status is not None and status.model is not None, "server never reported a loaded model"
 
             streamed = _run(
                 "stream", str(trained / "noisy.tif"), "--to", f"tcp://127.0.0.1:{ports['zmq']}",
@@ -94,8 +94,8 @@ def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path, fre
             assert summary["frames_in"] == summary["frames_out"] == 48
             assert summary["skipped"] == summary["errors"] == 0
 
-            stream_status = control.status()["streams"]["e2e"]
-            assert stream_status["frames_in"] == stream_status["frames_out"] == 48
+            stream_status = control.status().streams["e2e"]
+            assert stream_status.frames_in == stream_status.frames_out == 48
     finally:
         server.send_signal(signal.SIGTERM)
         try:

@@ -114,7 +114,7 @@ def test_tiny_training_job_end_to_end(client: ControlClient, tmp_path: Path, tin
     model = client.get_model(done.model_id)
     assert model.name == "tiny" and model.active and model.spec["method"] == "deepcad_rt"
     status = client.status()
-    assert status["model"]["id"] == done.model_id and status["control"]["active_model"] == done.model_id
+    assert status.model.id == done.model_id and status.control.active_model == done.model_id
     assert client.job_logs(job.id).log.strip()
     assert [j.id for j in client.jobs("succeeded")] == [job.id]
 

@@ -25,14 +25,14 @@ def test_upload_list_load_and_status(client: ControlClient, model_file, ingest: 
     assert uploaded.id.startswith("m-") and uploaded.name == "tiny mix" and uploaded.spec["method"] == "test_mix"
     assert [m.id for m in client.models()] == [uploaded.id]
     assert client.get_model(uploaded.id).sha256 == uploaded.sha256
-    assert client.status()["model"] is None
+    assert client.status().model is None
 
     loaded = client.load_model(uploaded.id)
 
     assert loaded.active and loaded.id == uploaded.id
     status = client.status()
-    assert status["model"]["id"] == uploaded.id and status["control"]["active_model"] == uploaded.id
-    assert status["provider"] == "cpu"
+    assert status.model.id == uploaded.id and status.control.active_model == uploaded.id
+    assert status.provider == "cpu"
     assert [m.active for m in client.models()] == [True]
     # The ingest process really serves it: one frame in per frame out, tagged with the model id.
     movie = np.random.default_rng(0).integers(0, 1000, size=(6, 16, 16)).astype("<u2")
@@ -42,8 +42,8 @@ def test_upload_list_load_and_status(client: ControlClient, model_file, ingest: 
     finally:
         stream.close()
     assert result.frames.shape == movie.shape
-    counters = client.status()["streams"]["cam-test"]
-    assert counters["frames_in"] == 6 and counters["frames_out"] == 6
+    counters = client.status().streams["cam-test"]
+    assert counters.frames_in == 6 and counters.frames_out == 6
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "no_spec", "not_onnx"])
@@ -104,7 +104,7 @@ def test_failed_load_changes_nothing(client: ControlClient, model_file, settings
 
     assert info.value.status == 422 and info.value.code == "invalid_model"
     status = client.status()
-    assert status["model"]["id"] == good.id and status["control"]["active_model"] == good.id
+    assert status.model.id == good.id and status.control.active_model == good.id
 
 
 def test_status_without_ingest_is_503(start_server) -> None:
@@ -157,7 +157,7 @@ def test_hot_swap_through_the_api_while_a_stream_runs(client: ControlClient, mod
     switch = frame_models.index(second.id)
     assert 60 <= switch < 300, "the swap happened mid-stream"
     assert frame_models[:switch] == [first.id] * switch and frame_models[switch:] == [second.id] * (300 - switch)
-    assert client.status()["model"]["id"] == second.id
+    assert client.status().model.id == second.id
 
 
 def test_upload_over_the_limit_is_413(settings, serve_app, model_file) -> None:

@@ -43,7 +43,7 @@ def _wait_status(control: ControlClient, proc: subprocess.Popen[bytes], timeout_
         assert proc.poll() is None, f"server exited with code {proc.returncode}"
         try:
             status = control.status()
-            if status.get("model") and status.get("pid") != pid_not:
+            if status.model and status.pid != pid_not:
                 return status
         except ControlError:
             pass
@@ -66,7 +66,7 @@ def test_serve_starts_both_processes_restarts_ingest_and_stops_on_sigterm(tmp_pa
             status = _wait_status(control, proc, 60)
             health = control.health()
             assert health["status"] == "ok" and health["ingest"]["state"] == "ok"
-            assert health["ingest"]["pid"] == status["pid"]
+            assert health["ingest"]["pid"] == status.pid
 
             # No LIVEDENOISE_API_TOKEN: the server made one, private to its user, and requires it.
             token_file = home / "api_token"
@@ -74,16 +74,16 @@ def test_serve_starts_both_processes_restarts_ingest_and_stops_on_sigterm(tmp_pa
             load = f"http://127.0.0.1:{port}/v1/models/m-000000000000/load"
             assert httpx.post(load).status_code == 401
             assert httpx.post(load, headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}).status_code == 404
-            ingest_pid = status["pid"]
+            ingest_pid = status.pid
             assert ingest_pid != proc.pid and not _gone(ingest_pid)
-            model_id = status["model"]["id"]
-            assert status["control"]["active_model"] == model_id and [m.id for m in control.models()] == [model_id]
+            model_id = status.model.id
+            assert status.control.active_model == model_id and [m.id for m in control.models()] == [model_id]
 
             # The ingest process dies: the supervisor starts a new one and serves the active model again.
             os.kill(ingest_pid, signal.SIGKILL)
             restarted = _wait_status(control, proc, 60, pid_not=ingest_pid)
-            assert restarted["model"]["id"] == model_id and restarted["pid"] != ingest_pid
-            new_ingest_pid = restarted["pid"]
+            assert restarted.model.id == model_id and restarted.pid != ingest_pid
+            new_ingest_pid = restarted.pid
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

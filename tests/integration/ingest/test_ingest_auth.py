@@ -73,7 +73,7 @@ def test_key_pairs_are_written_private_and_never_overwritten(tmp_path: Path) -> 
 def test_an_allowed_client_streams_and_others_cannot_connect(
     curve_service: IngestService, keys: dict[str, Path], model_path: Path
 ) -> None:
-    assert curve_service.status()["authentication"] == "curve"
+    assert curve_service.status().authentication == "curve"
     with StreamClient(curve_service.zmq_endpoint, stream="cam", curve=_client_keys(keys, "rig1")) as client:
         result = client.denoise(MOVIE)
     np.testing.assert_array_equal(result.frames, denoise_movie(load_engine(model_path, "cpu", "mix"), MOVIE))
@@ -82,7 +82,7 @@ def test_an_allowed_client_streams_and_others_cannot_connect(
         with StreamClient(curve_service.zmq_endpoint, stream="x", curve=curve, timeout_s=1.0) as client:
             with pytest.raises(ServerSilent):
                 client.denoise(MOVIE[:3])
-    assert curve_service.status()["totals"]["frames_in"] == len(MOVIE)
+    assert curve_service.status().totals.frames_in == len(MOVIE)
 
 
 def test_a_series_belongs_to_the_client_that_opened_it(
@@ -102,7 +102,7 @@ def test_a_series_belongs_to_the_client_that_opened_it(
     owner.end("cam", "run")
     replies = owner.until_end("cam", "run")
     assert [(r.type, r.header.index) for r in replies] == [("frame", i) for i in range(4)] + [("end", None)]
-    assert curve_service.status()["totals"]["rejected_by_code"] == {"not_owner": 3}
+    assert curve_service.status().totals.rejected_by_code == {"not_owner": 3}
 
 
 def test_without_keys_frames_must_come_from_the_starting_connection_and_a_new_start_takes_over(
@@ -153,7 +153,7 @@ def test_the_preview_port_is_authenticated_too(
 def test_off_loopback_curve_is_on_with_a_server_key_created_once(tmp_path: Path, run_service: Callable[..., IngestService]) -> None:
     settings = ServerSettings(home=tmp_path / "home", bind="0.0.0.0", api_token="t" * 32, zmq_port=0, pub_port=0, control_port=0)
     service = run_service(settings)
-    assert service.status()["authentication"] == "curve"
+    assert service.status().authentication == "curve"
     key = tmp_path / "home" / "keys" / "server.key_secret"
     assert key.exists() and stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert (tmp_path / "home" / "keys" / "clients").is_dir()

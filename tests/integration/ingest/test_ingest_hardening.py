@@ -79,7 +79,7 @@ def test_one_message_stops_are_refusals_and_the_threads_live_on(
 
     assert service.threads() == {"router": True, "worker": True, "control": True}
     _assert_serves(sender, "after")
-    assert service.status()["totals"]["rejected_by_code"] == {"bad_json": 1, "bad_field": 2}
+    assert service.status().totals.rejected_by_code == {"bad_json": 1, "bad_field": 2}
 
 
 def test_an_internal_error_on_one_message_refuses_only_that_message(
@@ -134,7 +134,7 @@ def test_a_broken_engine_output_still_gives_every_frame_one_reply(
     replies = sender.until_end("cam", "s")
     assert [(r.type, r.header.code, r.header.index) for r in replies[:-1]] == [("error", "internal", i) for i in range(4)]
     assert service.threads()["worker"]
-    assert service.status()["streams"]["cam"]["errors"] == 4
+    assert service.status().streams["cam"].errors == 4
 
 
 def test_the_control_socket_answers_malformed_requests_and_keeps_running(

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from livedenoise.clients.model_spec import WindowSpec
+from livedenoise.clients.status import ServedModel, WindowInfo
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.engine.offline import denoise_movie
 from livedenoise.server.errors import InvalidModel, LiveDenoiseError, UnknownModel
@@ -48,7 +49,7 @@ def test_live_mode_skips_whole_blocks_but_answers_every_frame(
     for i, frame in enumerate(movie):
         sender.frame("cam", "live", i, frame)
     # the engine is slow (held here) while the camera keeps going
-    wait(lambda: service.status()["streams"].get("cam", {}).get("frames_in") == 60, what="all frames accepted")
+    wait(lambda: getattr(service.status().streams.get("cam"), "frames_in", 0) == 60, what="all frames accepted")
     engine.gate.set()
     sender.end("cam", "live")
     replies = sender.until_end("cam", "live")[:-1]
@@ -62,10 +63,10 @@ def test_live_mode_skips_whole_blocks_but_answers_every_frame(
     for r in replies:
         if r.type == "frame":  # what is denoised is denoised with its true context
             np.testing.assert_array_equal(r.frame, offline[r.header.index])
-    cam = service.status()["streams"]["cam"]
-    assert cam["mode"] == "live"
-    assert (cam["frames_in"], cam["frames_out"] + cam["skipped"], cam["backlog"]) == (60, 60, 0)
-    assert cam["skipped"] == kinds.count("skipped")
+    cam = service.status().streams["cam"]
+    assert cam.mode == "live"
+    assert (cam.frames_in, cam.frames_out + cam.skipped, cam.backlog) == (60, 60, 0)
+    assert cam.skipped == kinds.count("skipped")
 
 
 def expected_with_swap(movie: np.ndarray, replies: list[Any], engines: dict[str, Any]) -> np.ndarray:
@@ -105,13 +106,13 @@ def test_hot_swap_while_streaming(
 
     thread = threading.Thread(target=camera)
     thread.start()
-    wait(lambda: service.status()["streams"].get("cam", {}).get("frames_in", 0) >= 40, what="stream running")
+    wait(lambda: getattr(service.status().streams.get("cam"), "frames_in", 0) >= 40, what="stream running")
     id_b = ModelRegistry(settings.models_dir).add_path(path_b).id  # the control channel loads registered ids only
     info = IngestControlClient(service.control_endpoint, service.control_secret).load_model(id_b)
     swapped.set()
     thread.join(30)
     stored = str(settings.models_dir / f"{id_b}.onnx")
-    assert info == {"id": id_b, "method": "other", "window": {"before": 1, "after": 3, "out_frames": 2, "spatial_multiple": 2}, "path": stored}
+    assert info == ServedModel(id_b, "other", WindowInfo(before=1, after=3, out_frames=2, spatial_multiple=2), stored)
 
     replies = sender.until_end("cam", "s")[:-1]
     assert [r.header.index for r in replies] == list(range(150))
@@ -121,7 +122,7 @@ def test_hot_swap_while_streaming(
     assert 0 < switch < 150 and models == ["a"] * switch + [id_b] * (150 - switch)
     engines = {"a": load_engine(path_a, "cpu", "a"), id_b: load_engine(path_b, "cpu", id_b)}
     np.testing.assert_array_equal(np.stack([r.frame for r in replies]), expected_with_swap(movie, replies, engines))
-    assert service.status()["model"]["id"] == id_b
+    assert service.status().model.id == id_b
 
 
 def test_control_channel_and_no_model(
@@ -133,7 +134,7 @@ def test_control_channel_and_no_model(
     assert control.ping()["pid"] == os.getpid()
     with pytest.raises(LiveDenoiseError, match="secret"):
         IngestControlClient(service.control_endpoint, "wrong", timeout_s=5).shutdown()
-    assert control.status()["model"] is None
+    assert control.status().model is None
     sender = make_sender(service.zmq_endpoint)
     movie = np.random.default_rng(7).integers(0, 3000, (6, 16, 16)).astype(np.uint16)
     sender.start("cam", "s1", movie.shape[1:], "<u2")
@@ -155,9 +156,9 @@ def test_control_channel_and_no_model(
         control.load_model("m-0000000000ba")
     with pytest.raises(InvalidModel, match="livedenoise.spec"):
         control.load_model("m-0000000000bb")
-    assert control.status()["model"] is None
+    assert control.status().model is None
     id_a = ModelRegistry(settings.models_dir).add_path(path_a).id
-    assert control.load_model(id_a)["id"] == id_a
+    assert control.load_model(id_a).id == id_a
 
     sender.start("cam", "s2", movie.shape[1:], "<u2")
     for i, frame in enumerate(movie):
@@ -167,8 +168,8 @@ def test_control_channel_and_no_model(
     assert [r.header.model for r in replies] == [id_a] * 6
     np.testing.assert_array_equal(np.stack([r.frame for r in replies]), denoise_movie(load_engine(path_a), movie))
     status = control.status()
-    assert status["streams"]["cam"]["errors"] == 6 and status["streams"]["cam"]["frames_out"] == 6
-    assert status["model"]["path"] == str(settings.models_dir / f"{id_a}.onnx")
+    assert status.streams["cam"].errors == 6 and status.streams["cam"].frames_out == 6
+    assert status.model.path == str(settings.models_dir / f"{id_a}.onnx")
 
 
 def test_model_mismatch_answers_each_frame(
@@ -213,9 +214,9 @@ def test_run_ingest_in_a_thread_until_shutdown(
     sender.start("cam", "s", (8, 8), "<f4")
     sender.frame("cam", "s", 0, np.ones((8, 8), dtype=np.float32))
     control = IngestControlClient(service.control_endpoint, service.control_secret, timeout_s=5)
-    assert control.status()["model"]["id"] == "a"
+    assert control.status().model.id == "a"
     # messages not yet read when shutdown starts are never accepted (and get no reply): wait for the frame
-    wait(lambda: control.status()["streams"].get("cam", {}).get("frames_in") == 1, what="frame accepted")
+    wait(lambda: getattr(control.status().streams.get("cam"), "frames_in", 0) == 1, what="frame accepted")
     control.shutdown()
     thread.join(15)
     assert not thread.is_alive()

@@ -41,7 +41,7 @@ def test_frames_unanswered_at_stop_get_shutdown_errors(
     sender.start("cam", "s", (16, 16), "<u2", mode="lossless")
     for i, frame in enumerate(MOVIE):
         sender.frame("cam", "s", i, frame)
-    wait(lambda: service.status()["streams"].get("cam", {}).get("frames_in") == len(MOVIE), what="frames accepted")
+    wait(lambda: getattr(service.status().streams.get("cam"), "frames_in", 0) == len(MOVIE), what="frames accepted")
     service.stop(timeout_s=0.3)  # ~0.1 s per frame: most are still waiting
     replies = sender.until_end("cam", "s", timeout_s=10)
     body, end = replies[:-1], replies[-1]
@@ -110,6 +110,6 @@ def test_a_swap_that_times_out_is_withdrawn_and_never_applied_late(
         sender.end("cam", "s")
         replies = sender.until_end("cam", "s")
         assert {r.header.model for r in replies if r.type == "frame"} == {"mix"}
-        assert service.status()["model"]["id"] == "mix"
+        assert service.status().model.id == "mix"
     finally:
         service.stop()

@@ -39,8 +39,8 @@ def test_an_oversize_payload_closes_its_connection_and_is_never_buffered(
         camera.frame("cam", "s", i, np.full((16, 16), i, np.uint16))
     camera.end("cam", "s")
     assert [r.type for r in camera.until_end("cam", "s")] == ["frame", "frame", "frame", "end"]
-    totals = service.status()["totals"]
-    assert totals["rejected"] == 0 and totals["frames_in"] == 3
+    totals = service.status().totals
+    assert totals.rejected == 0 and totals.frames_in == 3
 
 
 def test_without_a_model_only_the_history_margin_is_held(
@@ -55,7 +55,7 @@ def test_without_a_model_only_the_history_margin_is_held(
     replies = [sender.recv() for _ in range(300)]
     assert {r.header.code for r in replies} == {"no_model"}
     margin = DEFAULT_HISTORY_MARGIN * 32 * 32 * 2
-    wait(lambda: service.status()["totals"]["buffered_bytes"] == margin, what="the window to keep only its margin")
+    wait(lambda: service.status().totals.buffered_bytes == margin, what="the window to keep only its margin")
 
 
 def test_the_byte_budget_refuses_with_server_busy_and_loses_nothing_accepted(
@@ -93,7 +93,7 @@ def test_an_idle_series_is_closed_and_frees_its_slot(
     camera.frame("cam", "s", 0, np.zeros((16, 16), np.uint16))
     camera.end("cam", "s")
     assert [r.type for r in camera.until_end("cam", "s")] == ["frame", "end"]
-    assert service.status()["totals"]["expired_series"] == 1
+    assert service.status().totals.expired_series == 1
 
 
 def test_a_peer_that_does_not_read_is_bounded_then_gets_every_reply_in_order(
@@ -119,15 +119,15 @@ def _fill_then_read(service: IngestService, sock: zmq.Socket[Any], shape: tuple[
     for i in range(n):
         sock.send_multipart(frame_message(Header(type=MessageType.FRAME, stream="cam", series="s", index=i), pixels))
     deadline = time.monotonic() + 30
-    while service.status()["totals"]["frames_in"] + service.status()["totals"]["rejected"] < n:
+    while service.status().totals.frames_in + service.status().totals.rejected < n:
         assert time.monotonic() < deadline, "the server did not take every message"
         time.sleep(0.05)
-    busy = service.status()["totals"]
-    accepted = busy["frames_in"]
-    assert busy["rejected_by_code"].get("server_busy", 0) > 0  # the budget was reached and said so
+    busy = service.status().totals
+    accepted = busy.frames_in
+    assert busy.rejected_by_code.get("server_busy", 0) > 0  # the budget was reached and said so
     # Unread replies count against the budget, so acceptance stopped short of the 1,500 frames (what ZeroMQ's
     # 32-message pipe and the kernel's socket buffers hold is outside it); the parked replies stay bounded.
-    assert accepted < n and busy["buffered_bytes"] <= 3 * budget
+    assert accepted < n and busy.buffered_bytes <= 3 * budget
 
     sock.send_multipart([b'{"proto":"frames/1","type":"end","stream":"cam","series":"s"}', b""])
     frames, refused = [], []
@@ -139,8 +139,8 @@ def _fill_then_read(service: IngestService, sock: zmq.Socket[Any], shape: tuple[
         (frames if header.type is MessageType.FRAME else refused).append(header.index)
     # Every accepted frame answered once, in order. The other messages were refused (server_busy); refusals
     # to a peer that does not read are kept only within the budget, and the rest are counted undeliverable.
-    after = service.status()["totals"]
+    after = service.status().totals
     assert len(frames) == accepted and frames == sorted(frames)
     assert len(set(frames + refused)) == len(frames) + len(refused)
-    assert len(frames) + len(refused) + after["undeliverable"] == n
-    assert after["buffered_bytes"] <= 64 * pixels.nbytes
+    assert len(frames) + len(refused) + after.undeliverable == n
+    assert after.buffered_bytes <= 64 * pixels.nbytes

@@ -86,15 +86,15 @@ def test_each_bad_message_gets_its_error_and_the_good_stream_is_intact(
     assert others[-1].type == "end" and len(others) == 41
 
     status = service.status()
-    good = status["streams"]["good"]
-    assert (good["frames_in"], good["frames_out"], good["errors"], good["skipped"]) == (40, 40, 0, 0)
+    good = status.streams["good"]
+    assert (good.frames_in, good.frames_out, good.errors, good.skipped) == (40, 40, 0, 0)
     on_good = sum(1 for _, _, _, stream, _ in bad if stream == "good")
-    assert good["rejected"] == on_good
-    by_code = status["totals"]["rejected_by_code"]
+    assert good.rejected == on_good
+    by_code = status.totals.rejected_by_code
     for code in {b[1] for b in bad}:
         assert by_code[code] == sum(1 for b in bad if b[1] == code), code
-    assert status["totals"]["rejected"] == len(bad)
-    assert "ghost" not in status["streams"] and "cam3" not in status["streams"]
+    assert status.totals.rejected == len(bad)
+    assert "ghost" not in status.streams and "cam3" not in status.streams
 
 
 def test_lossless_backlog_full_refuses_then_recovers(
@@ -116,4 +116,4 @@ def test_lossless_backlog_full_refuses_then_recovers(
     frames = [r for r in replies if r.type == "frame"]
     assert [r.header.index for r in frames] == list(range(8))
     np.testing.assert_array_equal(np.stack([r.frame for r in frames]), denoise_movie(engine.inner, movie[:8]))
-    assert service.status()["totals"]["rejected_by_code"] == {"backlog_full": 4}
+    assert service.status().totals.rejected_by_code == {"backlog_full": 4}

@@ -75,14 +75,14 @@ def test_two_streams_at_once_match_offline(
 
     status = service.status()
     for name, n in (("camA", 300), ("camB", 301)):
-        s = status["streams"][name]
-        assert (s["frames_in"], s["frames_out"], s["skipped"], s["errors"], s["rejected"], s["backlog"]) == (n, n, 0, 0, 0, 0)
-        assert s["latency_ms_p50"] is not None and s["latency_ms_p99"] >= s["latency_ms_p50"]
-        assert s["fps_in"] > 0 and s["fps_out"] > 0
-    assert status["streams"]["camB"]["shape"] == [33, 31] and status["streams"]["camB"]["dtype"] == "|u1"
-    assert status["totals"]["frames_out"] == 601
-    assert status["model"]["id"] == "mix" and status["model"]["window"]["out_frames"] == 2
-    assert status["provider"] == "cpu"
+        s = status.streams[name]
+        assert (s.frames_in, s.frames_out, s.skipped, s.errors, s.rejected, s.backlog) == (n, n, 0, 0, 0, 0)
+        assert s.latency_ms_p50 is not None and s.latency_ms_p99 >= s.latency_ms_p50
+        assert s.fps_in > 0 and s.fps_out > 0
+    assert status.streams["camB"].shape == [33, 31] and status.streams["camB"].dtype == "|u1"
+    assert status.totals.frames_out == 601
+    assert status.model.id == "mix" and status.model.window.out_frames == 2
+    assert status.provider == "cpu"
 
 
 def test_new_start_flushes_the_previous_series(
@@ -130,7 +130,7 @@ def test_stop_flushes_open_series(
     sender.start("cam", "s", movie.shape[1:], movie.dtype.str)
     for i, frame in enumerate(movie):
         sender.frame("cam", "s", i, frame)
-    wait(lambda: service.status()["streams"].get("cam", {}).get("frames_in") == 10, what="frames accepted")
+    wait(lambda: getattr(service.status().streams.get("cam"), "frames_in", 0) == 10, what="frames accepted")
     service.stop()  # no `end` was sent: the service flushes the series before closing
     replies = sender.until_end("cam", "s", timeout_s=5)
     assert_frames(replies, "cam", "s", list(range(10)), denoise_movie(load_engine(model_path), movie), "mix")

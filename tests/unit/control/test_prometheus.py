@@ -1,9 +1,13 @@
-"""The /metrics page is valid Prometheus text built from the ingest status dict."""
+"""The /metrics page is valid Prometheus text built from the typed ingest status; the status document's own
+boundary (``from_dict``) names what it cannot read."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+
+from livedenoise.clients.status import IngestStatus, StatusError
 from livedenoise.server.prometheus import render_metrics
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (?P<value>-?[0-9.eE+-]+|NaN|[+-]Inf)$')
@@ -30,17 +34,28 @@ def parse(text: str) -> dict[str, float]:
     return samples
 
 
-STATUS = {
-    "provider": "cpu",
-    "model": {"id": "m-0123456789ab", "method": "test_mix"},
-    "streams": {
-        "cam-1": {"frames_in": 10, "frames_out": 8, "skipped": 1, "errors": 1, "rejected": 2, "fps_in": 9.5,
-                  "fps_out": 9.25, "backlog": 0, "latency_ms_p50": 3.5, "latency_ms_p99": 7.25},
-        'odd"name': {"frames_in": 1, "frames_out": 1, "skipped": 0, "errors": 0, "rejected": 0, "fps_in": 0.0,
-                     "fps_out": 0.0, "backlog": 0, "latency_ms_p50": None, "latency_ms_p99": None},
-    },
-    "totals": {"frames_in": 11, "rejected_by_code": {"bad_json": 3}},
-}  # fmt: skip
+def _stream(frames_in: int, frames_out: int, skipped: int, errors: int, rejected: int, fps: float,
+            p50: float | None, p99: float | None) -> dict[str, object]:
+    return {"series": "s", "mode": "lossless", "shape": [8, 8], "dtype": "<u2", "open": True, "frames_in": frames_in,
+            "frames_out": frames_out, "skipped": skipped, "errors": errors, "rejected": rejected, "series_started": 1,
+            "backlog": 0, "fps_in": fps, "fps_out": fps - 0.25, "latency_ms_p50": p50, "latency_ms_p99": p99}  # fmt: skip
+
+
+def status_doc(model: dict[str, object] | None, streams: dict[str, object]) -> dict[str, object]:
+    """A complete status document, as the ingest process sends it over its control channel."""
+    totals = {k: 0 for k in ("accepted_messages", "frames_out", "skipped", "errors", "rejected", "batches",
+                             "undeliverable", "expired_series", "active_streams", "buffered_bytes")}  # fmt: skip
+    return {"pid": 1, "instance": "abc", "model": model, "provider": "cpu", "uptime_s": 1.5,
+            "endpoints": {"frames": "tcp://a:1", "pub": "tcp://a:2", "control": "tcp://a:3"},
+            "threads": {"router": True, "worker": True, "control": True}, "authentication": "none",
+            "streams": streams, "totals": {**totals, "frames_in": 11, "rejected_by_code": {"bad_json": 3}}}  # fmt: skip
+
+
+MODEL = {"id": "m-0123456789ab", "method": "test_mix", "window": {"before": 1, "after": 1, "out_frames": 1, "spatial_multiple": 1}}
+STATUS = IngestStatus.from_dict(status_doc(MODEL, {
+    "cam-1": _stream(10, 8, 1, 1, 2, 9.5, 3.5, 7.25),
+    'odd"name': _stream(1, 1, 0, 0, 0, 0.25, None, None),
+}))  # fmt: skip
 
 
 def test_status_becomes_labelled_counters_and_gauges() -> None:
@@ -67,5 +82,18 @@ def test_ingest_down_still_renders() -> None:
 
 
 def test_no_model_loaded() -> None:
-    samples = parse(render_metrics({"provider": "cpu", "model": None, "streams": {}}))
+    samples = parse(render_metrics(IngestStatus.from_dict(status_doc(None, {}))))
     assert samples["livedenoise_model_loaded"] == 0 and samples["livedenoise_streams"] == 0
+    assert samples['livedenoise_ingest_thread_up{thread="worker"}'] == 1
+
+
+def test_the_status_document_round_trips_and_a_bad_one_names_its_field() -> None:
+    assert IngestStatus.from_dict(STATUS.to_dict()) == STATUS
+    doc = status_doc(MODEL, {"cam": _stream(1, 1, 0, 0, 0, 1.0, None, None)})
+    del doc["streams"]["cam"]["frames_out"]  # type: ignore[index]
+    with pytest.raises(StatusError, match="streams.cam.frames_out"):
+        IngestStatus.from_dict(doc)
+    doc = status_doc(MODEL, {})
+    doc["pid"] = "1"
+    with pytest.raises(StatusError, match="status.pid"):
+        IngestStatus.from_dict(doc)

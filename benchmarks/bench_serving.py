@@ -46,7 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--real-dir", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real")
+    parser.add_argument(
+        "--real-dir", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+    )
     parser.add_argument("--batches", default="1,2,4,8")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -75,7 +77,13 @@ def main() -> None:
     summary = result.summary()
     ratio = result.fps / offline[best_batch]
     rows.append(("streamed (ZeroMQ, lossless)", f"{result.fps:.1f} fps", f"{ratio:.2f}x offline batch {best_batch}"))
-    rows.append(("  latency p50 / p99", f"{summary['latency_ms_p50']:.0f} / {summary['latency_ms_p99']:.0f} ms", "send -> reply, queue included"))
+    rows.append(
+        (
+            "  latency p50 / p99",
+            f"{summary['latency_ms_p50']:.0f} / {summary['latency_ms_p99']:.0f} ms",
+            "send -> reply, queue included",
+        )
+    )
     rows.append(("  frames in / out", f"{summary['frames_in']} / {summary['frames_out']}", ""))
 
     if args.real_dir.is_dir():

@@ -80,12 +80,16 @@ def _movies(names: list[str], full: bool) -> dict[str, SyntheticMovie]:
     if "calcium" in names:
         out["calcium"] = simulate_calcium_movie(frames=1200 if full else 600, size=128, seed=1, photons=2.0)
     if "voltage" in names:
-        out["voltage"] = simulate_voltage_movie(frames=2000 if full else 1000, size=128 if full else 96, seed=1, photons=8.0)
+        out["voltage"] = simulate_voltage_movie(
+            frames=2000 if full else 1000, size=128 if full else 96, seed=1, photons=8.0
+        )
     return out
 
 
 def _score(movie_name: str, estimate_name: str, estimate: NDArray[Any], movie: SyntheticMovie) -> Row:
-    row = Row(movie_name, estimate_name, psnr=metrics.psnr(estimate, movie.clean), ssim=metrics.ssim(estimate, movie.clean))
+    row = Row(
+        movie_name, estimate_name, psnr=metrics.psnr(estimate, movie.clean), ssim=metrics.ssim(estimate, movie.clean)
+    )
     if movie.footprints is not None:
         fid = trace_fidelity(estimate, movie.clean, movie.footprints)
         row.r, row.r_highpass = fid.r, fid.r_highpass
@@ -112,7 +116,9 @@ def _denoise(path: Path, movie: NDArray[Any]) -> tuple[NDArray[np.float32], floa
         engine.close()
 
 
-def run_simulated(name: str, movie: SyntheticMovie, methods: list[str], work: Path, args: argparse.Namespace) -> list[Row]:
+def run_simulated(
+    name: str, movie: SyntheticMovie, methods: list[str], work: Path, args: argparse.Namespace
+) -> list[Row]:
     noisy = movie.noisy.astype(np.float32)
     rows = [_score(name, "raw", noisy, movie)]
     filters = {f: _score(name, f, fn(noisy), movie) for f, fn in metrics.CLASSICAL_FILTERS.items()}
@@ -129,7 +135,11 @@ def run_simulated(name: str, movie: SyntheticMovie, methods: list[str], work: Pa
         row.train_s, row.fps = result.elapsed_s, fps
         if result.validation is not None:
             v = result.validation
-            row.heldout_db, row.heldout_floor, row.heldout_floor_db = v.model_gain_db, v.best_filter, v.best_filter_gain_db
+            row.heldout_db, row.heldout_floor, row.heldout_floor_db = (
+                v.model_gain_db,
+                v.best_filter,
+                v.best_filter_gain_db,
+            )
         margin = (row.psnr or 0) - (best.psnr or 0)
         row.note = f"{margin:+.2f} dB vs best filter"
         rows.append(row)
@@ -143,7 +153,9 @@ def run_real(path: Path, methods: list[str], work: Path, args: argparse.Namespac
     name = f"{path.stem} {tuple(movie.shape)} {movie.dtype}"
     scores = score_filters(a, b)
     fname, fgain = best_filter(scores)
-    rows = [Row(name, "best classical filter", heldout_db=fgain, heldout_floor=fname, heldout_floor_db=fgain, note=fname)]
+    rows = [
+        Row(name, "best classical filter", heldout_db=fgain, heldout_floor=fname, heldout_floor_db=fgain, note=fname)
+    ]
     for method in methods:
         logger.info("%s: training %s on the even frames", path.name, method)
         try:
@@ -153,8 +165,18 @@ def run_real(path: Path, methods: list[str], work: Path, args: argparse.Namespac
             rows.append(Row(name, method, note=f"not trainable: {exc}"))
             continue
         gain = heldout_gain_db(denoised, a, b)
-        rows.append(Row(name, method, heldout_db=gain, heldout_floor=fname, heldout_floor_db=fgain, train_s=result.elapsed_s,
-                        fps=fps, note=f"{gain - fgain:+.2f} dB vs best filter"))
+        rows.append(
+            Row(
+                name,
+                method,
+                heldout_db=gain,
+                heldout_floor=fname,
+                heldout_floor_db=fgain,
+                train_s=result.elapsed_s,
+                fps=fps,
+                note=f"{gain - fgain:+.2f} dB vs best filter",
+            )
+        )
     return rows
 
 
@@ -162,14 +184,36 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-COLUMNS = ("movie", "estimate", "PSNR (dB)", "SSIM", "trace r", "trace r (high-pass)", "held-out (dB)",
-           "held-out floor (dB)", "train (s)", "frames/s", "note")
+COLUMNS = (
+    "movie",
+    "estimate",
+    "PSNR (dB)",
+    "SSIM",
+    "trace r",
+    "trace r (high-pass)",
+    "held-out (dB)",
+    "held-out floor (dB)",
+    "train (s)",
+    "frames/s",
+    "note",
+)
 
 
 def _cells(row: Row) -> list[str]:
     floor = f"{row.heldout_floor} {_fmt(row.heldout_floor_db)}" if row.heldout_floor_db is not None else ""
-    return [row.movie, row.estimate, _fmt(row.psnr), _fmt(row.ssim, 4), _fmt(row.r, 3), _fmt(row.r_highpass, 3),
-            _fmt(row.heldout_db), floor, _fmt(row.train_s, 0), _fmt(row.fps, 1), row.note]
+    return [
+        row.movie,
+        row.estimate,
+        _fmt(row.psnr),
+        _fmt(row.ssim, 4),
+        _fmt(row.r, 3),
+        _fmt(row.r_highpass, 3),
+        _fmt(row.heldout_db),
+        floor,
+        _fmt(row.train_s, 0),
+        _fmt(row.fps, 1),
+        row.note,
+    ]
 
 
 def markdown(rows: list[Row]) -> str:

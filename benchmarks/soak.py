@@ -50,7 +50,12 @@ def window_mean_model(path: Path, window: WindowSpec) -> Path:
     node = helper.make_node("ReduceMean", ["frames"], ["denoised"], axes=[1], keepdims=1)
     model = helper.make_model(helper.make_graph([node], "mean", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    spec = ModelSpec(method="window_mean", window=window, normalization=Normalization(kind="affine", offset=0.0, scale=1.0), version="soak")
+    spec = ModelSpec(
+        method="window_mean",
+        window=window,
+        normalization=Normalization(kind="affine", offset=0.0, scale=1.0),
+        version="soak",
+    )
     helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
     onnx.save(model, str(path))
     return path
@@ -64,7 +69,9 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def camera(endpoint: str, stream: str, args: argparse.Namespace, stop: threading.Event, tally: Tally, budget: list[int]) -> None:
+def camera(
+    endpoint: str, stream: str, args: argparse.Namespace, stop: threading.Event, tally: Tally, budget: list[int]
+) -> None:
     rng = np.random.default_rng(abs(hash(stream)) % 2**32)
     movie = rng.integers(0, 4000, (args.series_frames, args.size, args.size)).astype(np.uint16)
     client: StreamClient | None = None
@@ -84,7 +91,11 @@ def camera(endpoint: str, stream: str, args: argparse.Namespace, stop: threading
                 summary = result.summary()
                 with tally.lock:
                     tally.sent += len(movie)
-                    tally.answered += int(summary["frames_out"]) + int(summary.get("frames_error", 0)) + int(summary.get("frames_skipped", 0))
+                    tally.answered += (
+                        int(summary["frames_out"])
+                        + int(summary.get("frames_error", 0))
+                        + int(summary.get("frames_skipped", 0))
+                    )
             except StreamError as exc:
                 with tally.lock:
                     tally.client_errors.append(f"{stream}: {exc}")
@@ -101,7 +112,14 @@ def hostile(endpoint: str, args: argparse.Namespace, stop: threading.Event) -> N
     ctx = zmq.Context.instance()
     rng = random.Random(7)
     frame = np.zeros((args.size, args.size), np.uint16).tobytes()
-    good = {"proto": "frames/1", "type": "frame", "series": "x", "index": 0, "dtype": "<u2", "shape": [args.size, args.size]}
+    good = {
+        "proto": "frames/1",
+        "type": "frame",
+        "series": "x",
+        "index": 0,
+        "dtype": "<u2",
+        "shape": [args.size, args.size],
+    }
     attacks: list[Any] = [
         lambda: [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300))), b""],
         lambda: [b"[" * 1500 + b"]" * 1500, b""],
@@ -152,7 +170,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     endpoints = parent.recv()
     control = IngestControlClient(endpoints["control"], endpoints["secret"], timeout_s=10)
     stop, tally, budget = threading.Event(), Tally(), [args.frames]
-    threads = [threading.Thread(target=camera, args=(endpoints["frames"], f"cam{i}", args, stop, tally, budget)) for i in range(args.streams)]
+    threads = [
+        threading.Thread(target=camera, args=(endpoints["frames"], f"cam{i}", args, stop, tally, budget))
+        for i in range(args.streams)
+    ]
     bad = threading.Thread(target=hostile, args=(endpoints["frames"], args, stop), daemon=True)
     samples: list[tuple[float, int, float]] = []  # (seconds, frames in, RSS MiB)
     t0 = time.monotonic()
@@ -162,7 +183,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     while any(t.is_alive() for t in threads):
         status = control.status()
         samples.append((time.monotonic() - t0, int(status.totals.frames_in), rss_mib(endpoints["pid"])))
-        print(f"\r{samples[-1][0]:7.0f} s  frames in {samples[-1][1]:>8d}  RSS {samples[-1][2]:7.1f} MiB", end="", flush=True)
+        print(
+            f"\r{samples[-1][0]:7.0f} s  frames in {samples[-1][1]:>8d}  RSS {samples[-1][2]:7.1f} MiB",
+            end="",
+            flush=True,
+        )
         time.sleep(1.0)
     print()
     stop.set()
@@ -178,13 +203,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         slope = float(np.polyfit(frames, rss, 1)[0] * 10_000)
     totals = status.totals
     return {
-        "seconds": round(samples[-1][0], 1), "streams": args.streams, "fps per stream": args.fps,
-        "frames sent (cameras)": tally.sent, "frames answered (cameras)": tally.answered,
-        "frames in (server)": totals.frames_in, "frames out": totals.frames_out, "errors": totals.errors,
-        "skipped": totals.skipped, "refused": totals.rejected, "refused by code": totals.rejected_by_code,
-        "undeliverable": totals.undeliverable, "expired series": totals.expired_series,
-        "client errors": len(tally.client_errors), "RSS start (MiB)": round(samples[0][2], 1),
-        "RSS end (MiB)": round(samples[-1][2], 1), "RSS max (MiB)": round(max(s[2] for s in samples), 1),
+        "seconds": round(samples[-1][0], 1),
+        "streams": args.streams,
+        "fps per stream": args.fps,
+        "frames sent (cameras)": tally.sent,
+        "frames answered (cameras)": tally.answered,
+        "frames in (server)": totals.frames_in,
+        "frames out": totals.frames_out,
+        "errors": totals.errors,
+        "skipped": totals.skipped,
+        "refused": totals.rejected,
+        "refused by code": totals.rejected_by_code,
+        "undeliverable": totals.undeliverable,
+        "expired series": totals.expired_series,
+        "client errors": len(tally.client_errors),
+        "RSS start (MiB)": round(samples[0][2], 1),
+        "RSS end (MiB)": round(samples[-1][2], 1),
+        "RSS max (MiB)": round(max(s[2] for s in samples), 1),
         "RSS slope, 2nd half (MiB / 10k frames)": round(slope, 3),
     }
 
@@ -213,7 +248,9 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(f"`python benchmarks/soak.py --frames {args.frames} --streams {args.streams} --fps {args.fps:g}`\n\n{table}\n")
+    args.out.write_text(
+        f"`python benchmarks/soak.py --frames {args.frames} --streams {args.streams} --fps {args.fps:g}`\n\n{table}\n"
+    )
 
 
 if __name__ == "__main__":

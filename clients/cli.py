@@ -116,8 +116,19 @@ def _parse_param(text: str) -> tuple[str, Any]:
         return key.strip().replace("-", "_"), value
 
 
-_TRAIN_OPTIONS = ("time_budget_s", "epochs", "patch_t", "patch_xy", "batch_size", "patches_per_epoch", "lr", "loss",
-                  "seed", "device", "validation_frames")
+_TRAIN_OPTIONS = (
+    "time_budget_s",
+    "epochs",
+    "patch_t",
+    "patch_xy",
+    "batch_size",
+    "patches_per_epoch",
+    "lr",
+    "loss",
+    "seed",
+    "device",
+    "validation_frames",
+)
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -142,15 +153,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     result, spec = pipeline.train_and_export(movie, config, out, progress=on_progress, checkpoint_dir=checkpoint)
     done()
     w = spec.window
-    print(f"wrote {out}: method {spec.method}, window {w.before}+{w.out_frames}+{w.after} frames, "
-          f"latency {w.latency_frames} frames, trained {result.elapsed_s:.0f} s ({result.steps} steps)")
+    print(
+        f"wrote {out}: method {spec.method}, window {w.before}+{w.out_frames}+{w.after} frames, "
+        f"latency {w.latency_frames} frames, trained {result.elapsed_s:.0f} s ({result.steps} steps)"
+    )
     if checkpoint is not None:
         print(f"wrote checkpoint {checkpoint}/ (safetensors weights + config)")
     if result.validation is not None:
         print(result.validation.summary())
     else:
-        print("no held-out score: the movie is too small to hold frames out (it needs 48 frames or more, and the "
-              "held-out even frames at least 65,536 pixels; --validation-frames N forces it)")
+        print(
+            "no held-out score: the movie is too small to hold frames out (it needs 48 frames or more, and the "
+            "held-out even frames at least 65,536 pixels; --validation-frames N forces it)"
+        )
     return 0
 
 
@@ -183,7 +198,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings_mod = _require("serve", "livedenoise.server.settings")
-    supervisor = _require("serve", "livedenoise.server.supervisor", "livedenoise.server.api.app", "livedenoise.server.engine.onnx_runtime")
+    supervisor = _require(
+        "serve", "livedenoise.server.supervisor", "livedenoise.server.api.app", "livedenoise.server.engine.onnx_runtime"
+    )
     overrides = {
         key: value
         for key, value in {
@@ -248,8 +265,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
     public, secret = create_key_pair(args.dir, args.name)
     print(f"public key  {public}  ({load_public_key(public).decode()})")
     print(f"secret key  {secret}  (keep it private)")
-    print("A server accepts a client whose .key file lies in its LIVEDENOISE_CURVE_CLIENTS_DIR (restart ingest after"
-          " adding one); a client needs the server's .key file and its own .key_secret.")
+    print(
+        "A server accepts a client whose .key file lies in its LIVEDENOISE_CURVE_CLIENTS_DIR (restart ingest after"
+        " adding one); a client needs the server's .key file and its own .key_secret."
+    )
     return 0
 
 
@@ -257,7 +276,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from livedenoise.clients import demo
 
     _require("demo", "livedenoise.models.pipeline", "livedenoise.models.metrics", "matplotlib")
-    _require("demo", "livedenoise.server.supervisor", "livedenoise.server.api.app", "livedenoise.server.engine.onnx_runtime")
+    _require(
+        "demo", "livedenoise.server.supervisor", "livedenoise.server.api.app", "livedenoise.server.engine.onnx_runtime"
+    )
     options = demo.DemoOptions(
         out_dir=Path(args.out),
         frames=args.frames,
@@ -265,7 +286,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         photons=args.photons,
         seed=args.seed,
         fps=args.fps,
-        training={k: v for k, v in {"epochs": args.epochs, "patches_per_epoch": args.patches_per_epoch, "patch_t": args.patch_t, "patch_xy": args.patch_xy}.items() if v is not None},
+        training={
+            k: v
+            for k, v in {
+                "epochs": args.epochs,
+                "patches_per_epoch": args.patches_per_epoch,
+                "patch_t": args.patch_t,
+                "patch_xy": args.patch_xy,
+            }.items()
+            if v is not None
+        },
     )
     report = demo.run_demo(options)
     print(demo.format_table(report))
@@ -294,8 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie", help=".tif/.tiff/.npy, [T, Y, X]")
     p.add_argument("--method", default="deepcad_rt", help="a registered method (livedenoise methods)")
     p.add_argument("--out", required=True, help="ONNX file to write")
-    p.add_argument("--time-budget", dest="time_budget_s", type=float,
-                   help="training seconds (default: the method's, the plateau on a 2-core CPU for ~600 frames of 128x128)")
+    p.add_argument(
+        "--time-budget",
+        dest="time_budget_s",
+        type=float,
+        help="training seconds (default: the method's, the plateau on a 2-core CPU for ~600 frames of 128x128)",
+    )
     p.add_argument("--epochs", type=int, help="a fixed number of epochs instead of the time budget")
     p.add_argument("--patches-per-epoch", dest="patches_per_epoch", type=int, help="patches between validations")
     p.add_argument("--patch-t", dest="patch_t", type=int, help="frames per stack (3-D methods)")
@@ -303,10 +337,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--lr", type=float, help="learning rate (default: the method's)")
     p.add_argument("--loss", choices=["l1", "l2", "l1_l2"], help="training loss, for methods that offer a choice")
-    p.add_argument("--validation-frames", dest="validation_frames", type=int,
-                   help="frames held out at the end for the held-out score (default auto; 0 = none)")
-    p.add_argument("--param", dest="params", action="append", type=_parse_param, metavar="KEY=VALUE",
-                   help="any field of the method's config, e.g. --param bs_size=3 (repeatable)")
+    p.add_argument(
+        "--validation-frames",
+        dest="validation_frames",
+        type=int,
+        help="frames held out at the end for the held-out score (default auto; 0 = none)",
+    )
+    p.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        type=_parse_param,
+        metavar="KEY=VALUE",
+        help="any field of the method's config, e.g. --param bs_size=3 (repeatable)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--checkpoint", help="checkpoint folder (default: OUT with the suffix .ckpt)")
@@ -315,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="list the registered methods: family, window, latency, parameters, paper")
     p.add_argument("--markdown", action="store_true", help="a Markdown table")
-    p.add_argument("--no-parameters", dest="no_parameters", action="store_true", help="skip counting parameters (no torch)")
+    p.add_argument(
+        "--no-parameters", dest="no_parameters", action="store_true", help="skip counting parameters (no torch)"
+    )
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("denoise", help="denoise a movie offline with the serving engine")

@@ -21,7 +21,16 @@ import httpx
 
 from livedenoise.clients.status import ServerStatus
 
-__all__ = ["ControlClient", "ControlError", "ControlTimeout", "ModelInfo", "JobInfo", "JobLogs", "DataInfo", "TERMINAL_JOB_STATES"]
+__all__ = [
+    "ControlClient",
+    "ControlError",
+    "ControlTimeout",
+    "ModelInfo",
+    "JobInfo",
+    "JobLogs",
+    "DataInfo",
+    "TERMINAL_JOB_STATES",
+]
 
 TERMINAL_JOB_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -182,7 +191,9 @@ class ControlClient:
         path = Path(path)
         with path.open("rb") as fh:
             data = {"name": name} if name else None
-            obj = self._json("POST", "/v1/models", files={"file": (path.name, fh, "application/octet-stream")}, data=data, slow=True)
+            obj = self._json(
+                "POST", "/v1/models", files={"file": (path.name, fh, "application/octet-stream")}, data=data, slow=True
+            )
         return _build(ModelInfo, obj)
 
     def get_model(self, model_id: str) -> ModelInfo:
@@ -253,4 +264,8 @@ def _error_of(response: httpx.Response) -> ControlError:
     if isinstance(error, dict) and "code" in error:
         return ControlError(str(error["code"]), str(error.get("message", "")), response.status_code)
     text = response.text.strip()[:300] or response.reason_phrase
-    return ControlError(f"http_{response.status_code}", f"{response.request.method} {response.request.url.path}: {text}", response.status_code)
+    return ControlError(
+        f"http_{response.status_code}",
+        f"{response.request.method} {response.request.url.path}: {text}",
+        response.status_code,
+    )

@@ -95,7 +95,9 @@ def _trace_roi(clean: NDArray[np.float32]) -> tuple[int, int]:
     return int(np.clip(y, 1, h - 2)), int(np.clip(x, 1, w - 2))
 
 
-def _write_figure(path: Path, noisy: NDArray[Any], denoised: NDArray[np.float32], clean: NDArray[np.float32], fps: float) -> None:
+def _write_figure(
+    path: Path, noisy: NDArray[Any], denoised: NDArray[np.float32], clean: NDArray[np.float32], fps: float
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,13 +105,18 @@ def _write_figure(path: Path, noisy: NDArray[Any], denoised: NDArray[np.float32]
 
     y, x = _trace_roi(clean)
     roi = (slice(None), slice(y - 1, y + 2), slice(x - 1, x + 2))
-    traces = {name: movie[roi].mean(axis=(1, 2)) for name, movie in (("raw", noisy.astype(np.float32)), ("denoised", denoised), ("ground truth", clean))}
+    traces = {
+        name: movie[roi].mean(axis=(1, 2))
+        for name, movie in (("raw", noisy.astype(np.float32)), ("denoised", denoised), ("ground truth", clean))
+    }
     t_peak = int(np.argmax(traces["ground truth"]))
     lo, hi = np.percentile(clean, [0.5, 99.8])
 
     fig = plt.figure(figsize=(12, 6.5), constrained_layout=True)
     grid = fig.add_gridspec(2, 3, height_ratios=[3, 2])
-    for col, (title, movie) in enumerate((("raw", noisy), ("denoised (livedenoise, streamed)", denoised), ("ground truth", clean))):
+    for col, (title, movie) in enumerate(
+        (("raw", noisy), ("denoised (livedenoise, streamed)", denoised), ("ground truth", clean))
+    ):
         ax = fig.add_subplot(grid[0, col])
         ax.imshow(movie[t_peak], cmap="gray", vmin=lo, vmax=hi)
         ax.plot([x], [y], marker="s", markersize=6, markerfacecolor="none", markeredgecolor="tab:orange")
@@ -138,7 +145,9 @@ class _Server:
             "--http-port", str(self.ports["http"]), "--control-port", str(self.ports["control"]),
         ]  # fmt: skip
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
         self.http = f"http://127.0.0.1:{self.ports['http']}"
         self.zmq = f"tcp://127.0.0.1:{self.ports['zmq']}"
 
@@ -260,10 +269,14 @@ def run_demo(options: DemoOptions) -> DemoReport:
         scores=scores,
         stream=stream_stats,
         timings=timings,
-        files={name: str(out / name) for name in ("noisy.tif", "clean.tif", "denoised.tif", "figure.png", "model.onnx")},
+        files={
+            name: str(out / name) for name in ("noisy.tif", "clean.tif", "denoised.tif", "figure.png", "model.onnx")
+        },
         best_baseline=best,
         extra={
-            "latency_frames": spec.window.latency_frames, "provider": server_status.provider, "fps_camera": fps,
+            "latency_frames": spec.window.latency_frames,
+            "provider": server_status.provider,
+            "fps_camera": fps,
             "heldout": validation.summary() if validation is not None else None,
         },
     )

@@ -37,7 +37,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str | int | None = None, *, log_file: Path | None = None, rotate: bool = True, json_format: bool | None = None
+    level: str | int | None = None,
+    *,
+    log_file: Path | None = None,
+    rotate: bool = True,
+    json_format: bool | None = None,
 ) -> None:
     """Configure the root logger of this process; replaces what an earlier call installed, and leaves handlers
     others installed (a test runner's capture) alone."""
@@ -48,7 +52,11 @@ def configure_logging(
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         if rotate:
-            handlers.append(logging.handlers.RotatingFileHandler(log_file, maxBytes=10 * 1024 * 1024, backupCount=3, encoding="utf-8"))
+            handlers.append(
+                logging.handlers.RotatingFileHandler(
+                    log_file, maxBytes=10 * 1024 * 1024, backupCount=3, encoding="utf-8"
+                )
+            )
         else:
             handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     root = logging.getLogger()

@@ -26,14 +26,16 @@ def methods_table(catalogue: ModuleType, *, count_parameters: bool = True, markd
     for name in catalogue.list_methods():
         info = catalogue.method_info(name)
         w = info.config_cls().window()
-        rows.append((
-            name + (" (provisional)" if info.provisional else ""),
-            info.family,
-            f"{w.before} · {w.out_frames} · {w.after}",
-            str(w.latency_frames),
-            _parameters(catalogue, name) if count_parameters else "-",
-            info.paper,
-        ))
+        rows.append(
+            (
+                name + (" (provisional)" if info.provisional else ""),
+                info.family,
+                f"{w.before} · {w.out_frames} · {w.after}",
+                str(w.latency_frames),
+                _parameters(catalogue, name) if count_parameters else "-",
+                info.paper,
+            )
+        )
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(f"`{r[0]}`" if i == 0 else r[i] for i in range(len(r))) + " |" for r in rows]

@@ -19,7 +19,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["METADATA_KEY", "SPEC_FORMAT", "GRAPH_INPUT", "GRAPH_OUTPUT", "WindowSpec", "Normalization", "ModelSpec", "SpecError"]
+__all__ = [
+    "METADATA_KEY",
+    "SPEC_FORMAT",
+    "GRAPH_INPUT",
+    "GRAPH_OUTPUT",
+    "WindowSpec",
+    "Normalization",
+    "ModelSpec",
+    "SpecError",
+]
 
 METADATA_KEY = "livedenoise.spec"
 SPEC_FORMAT = 1
@@ -89,7 +98,9 @@ class Normalization:
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.offset) and np.isfinite(self.scale) and self.scale > 0):
-            raise SpecError(f"normalization needs a finite offset and a positive scale, got {self.offset}, {self.scale}")
+            raise SpecError(
+                f"normalization needs a finite offset and a positive scale, got {self.offset}, {self.scale}"
+            )
 
     def apply(self, x: NDArray[Any]) -> NDArray[np.float32]:
         out = np.asarray(x, dtype=np.float32) - np.float32(self.offset)
@@ -108,7 +119,9 @@ class Normalization:
         try:
             return cls(kind=str(obj["kind"]), offset=float(obj["offset"]), scale=float(obj["scale"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise SpecError(f"spec field 'normalization' is invalid ({exc!r}); it needs kind, offset and scale") from None
+            raise SpecError(
+                f"spec field 'normalization' is invalid ({exc!r}); it needs kind, offset and scale"
+            ) from None
 
 
 @dataclass(frozen=True)

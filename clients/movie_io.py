@@ -83,7 +83,9 @@ def _read_npy(path: Path) -> NDArray[Any]:
     except (ValueError, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise ValueError(f"{path}: cannot read .npy ({exc}); the file is corrupt, truncated or not a .npy array") from None
+        raise ValueError(
+            f"{path}: cannot read .npy ({exc}); the file is corrupt, truncated or not a .npy array"
+        ) from None
     if not isinstance(data, np.ndarray):  # an .npz renamed to .npy loads as an archive
         raise ValueError(f"{path}: holds {type(data).__name__}, not a single array; save one array with np.save")
     return data

@@ -233,10 +233,14 @@ def decode_header(raw: bytes, *, replies: bool = False) -> Header:
 
     stream = _field(obj, "stream", str, required=True)
     if not stream or len(stream) > MAX_NAME_CHARS:
-        raise ProtocolError(ErrorCode.BAD_FIELD, f"header field 'stream' must be 1-{MAX_NAME_CHARS} characters, got {len(stream)}")
+        raise ProtocolError(
+            ErrorCode.BAD_FIELD, f"header field 'stream' must be 1-{MAX_NAME_CHARS} characters, got {len(stream)}"
+        )
     series = _field(obj, "series", str, required=False) or ""
     if len(series) > MAX_NAME_CHARS:
-        raise ProtocolError(ErrorCode.BAD_FIELD, f"header field 'series' must be at most {MAX_NAME_CHARS} characters, got {len(series)}")
+        raise ProtocolError(
+            ErrorCode.BAD_FIELD, f"header field 'series' must be at most {MAX_NAME_CHARS} characters, got {len(series)}"
+        )
     index = _field(obj, "index", int, required=mtype is MessageType.FRAME and not replies)
     if index is not None and index < 0:
         raise ProtocolError(ErrorCode.BAD_FIELD, f"header field 'index' must be >= 0, got {index}")
@@ -288,7 +292,9 @@ def _check_meta(meta: dict[str, Any]) -> None:
     try:
         size = len(encode_json(meta))
     except (ValueError, RecursionError):
-        raise ProtocolError(ErrorCode.BAD_FIELD, "header field 'meta' is not re-encodable JSON (NaN, infinity or deep nesting)") from None
+        raise ProtocolError(
+            ErrorCode.BAD_FIELD, "header field 'meta' is not re-encodable JSON (NaN, infinity or deep nesting)"
+        ) from None
     if size > MAX_META_BYTES:
         raise ProtocolError(
             ErrorCode.BAD_FIELD,
@@ -323,7 +329,7 @@ def frame_message(header: Header, frame: NDArray[Any]) -> list[bytes | memoryvie
     header = replace(header, dtype=dtype, shape=tuple(int(s) for s in data.shape))
     if header.meta:
         _check_meta(header.meta)
-    return [encode_header(header), memoryview(data).cast("B")]
+    return [encode_header(header), data.data.cast("B")]
 
 
 def control_message(header: Header) -> list[bytes]:

@@ -183,7 +183,12 @@ def _ingest_fields(obj: dict[str, Any]) -> dict[str, Any]:
         "model": ServedModel.from_dict(model) if model is not None else None,
         "provider": _get(obj, "provider", str, "status"),
         "uptime_s": float(_get(obj, "uptime_s", (int, float), "status")),
-        "endpoints": Endpoints(**{k: str(_get(_get(obj, "endpoints", dict, "status"), k, str, "endpoints")) for k in ("frames", "pub", "control")}),
+        "endpoints": Endpoints(
+            **{
+                k: str(_get(_get(obj, "endpoints", dict, "status"), k, str, "endpoints"))
+                for k in ("frames", "pub", "control")
+            }
+        ),
         "threads": {str(k): bool(v) for k, v in _get(obj, "threads", dict, "status").items()},
         "authentication": _get(obj, "authentication", str, "status"),
         "streams": {str(k): StreamStatus.from_dict(v, str(k)) for k, v in streams.items()},

@@ -65,6 +65,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 class StreamClient:
     """A `frames/1` sender for one stream (camera), over a ZeroMQ DEALER socket.
 
@@ -175,7 +176,9 @@ class StreamClient:
         self._last_index = None
         self._waiting.setdefault(series, deque())
 
-    def send(self, frame: NDArray[Any], index: int, t_ns: int | None = None, meta: dict[str, Any] | None = None) -> None:
+    def send(
+        self, frame: NDArray[Any], index: int, t_ns: int | None = None, meta: dict[str, Any] | None = None
+    ) -> None:
         """Send one frame of the current series; waits for replies while ``max_in_flight`` frames wait.
 
         ``index`` must increase strictly; a gap tells the server the camera dropped frames.
@@ -372,7 +375,9 @@ class StreamClient:
         try:
             self._sock.send_multipart(parts, copy=False)
         except zmq.Again:
-            raise ServerSilent(f"could not send to {self.endpoint} within {self.timeout_s} s (server not reachable?)") from None
+            raise ServerSilent(
+                f"could not send to {self.endpoint} within {self.timeout_s} s (server not reachable?)"
+            ) from None
 
     def _silent(self, doing: str) -> ServerSilent:
         oldest = [(s, q[0][0]) for s, q in self._waiting.items() if q]

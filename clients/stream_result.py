@@ -1,9 +1,9 @@
 """What a stream gets back: replies, the per-series result, and the failures the client detects.
 
-    StreamError (RuntimeError)
-     ├── ProtocolViolation      the server broke frames/1 (order, one reply per frame, a malformed reply)
-     ├── ServerSilent (TimeoutError)  no reply for ``timeout_s`` while frames were waiting
-     └── StreamRejected         the server refused a series' ``start``/``end``
+StreamError (RuntimeError)
+ ├── ProtocolViolation      the server broke frames/1 (order, one reply per frame, a malformed reply)
+ ├── ServerSilent (TimeoutError)  no reply for ``timeout_s`` while frames were waiting
+ └── StreamRejected         the server refused a series' ``start``/``end``
 """
 
 from __future__ import annotations
@@ -33,8 +33,13 @@ __all__ = [
 # Errors that answer an *accepted* frame in its place in the order (the frame got in, then failed).
 # Every other code refuses a message at the door (validation, limits, backlog_full) and is a rejection.
 ORDERED_ERROR_CODES = frozenset(
-    {ErrorCode.INFERENCE_FAILED.value, ErrorCode.MODEL_MISMATCH.value, ErrorCode.NO_MODEL.value, ErrorCode.INTERNAL.value,
-     ErrorCode.SHUTDOWN.value}
+    {
+        ErrorCode.INFERENCE_FAILED.value,
+        ErrorCode.MODEL_MISMATCH.value,
+        ErrorCode.NO_MODEL.value,
+        ErrorCode.INTERNAL.value,
+        ErrorCode.SHUTDOWN.value,
+    }
 )
 
 
@@ -195,7 +200,9 @@ class ReplyRecorder:
             raise StreamRejected(f"server refused series {self.series!r}: {h.code}: {h.message}", h.code)
         i = h.index
         if not 0 <= i < len(self.types):
-            raise ProtocolViolation(f"reply for index {i}; series {self.series!r} has sent frames 0..{len(self.types) - 1}")
+            raise ProtocolViolation(
+                f"reply for index {i}; series {self.series!r} has sent frames 0..{len(self.types) - 1}"
+            )
         if reply.rejected:
             self.rejections.append(reply)
             self.types[i] = "rejected"

@@ -32,8 +32,8 @@ Lazy spec
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -182,9 +182,7 @@ class SeriesWindow:
         # readiness guarantees every needed position (or its start mirror) has arrived.
         length = self._arrived
         count = min(spec.out_frames, length - s)
-        positions = tuple(
-            reflect_position(p, length) for p in range(s - spec.before, s + spec.out_frames + spec.after)
-        )
+        positions = tuple(reflect_position(p, length) for p in range(s - spec.before, s + spec.out_frames + spec.after))
         window = np.stack([self._frame(p) for p in positions]).astype(np.float32, copy=False)
         self._next_out = s + count
         self._trim(spec)
@@ -251,8 +249,8 @@ def pad_to_multiple(x: NDArray[np.float32], multiple: int) -> NDArray[np.float32
     if pad_h == 0 and pad_w == 0:
         return x
     widths = [(0, 0)] * (x.ndim - 2) + [(0, pad_h), (0, pad_w)]
-    mode = "reflect" if min(h, w) > 1 else "symmetric"
-    return np.pad(x, widths, mode=mode)
+    padded: NDArray[np.float32] = np.pad(x, widths, mode="reflect" if min(h, w) > 1 else "symmetric")
+    return padded
 
 
 def denoise_series(

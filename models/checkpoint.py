@@ -70,7 +70,9 @@ def load_checkpoint(directory: str | Path) -> TrainResult:
         raise ValueError(f"checkpoint format {meta.get('format')!r} is not supported (expected {CHECKPOINT_FORMAT})")
     config = TrainConfig(**meta["config"])
     if config.method != meta.get("method"):
-        raise ValueError(f"checkpoint {src} names method {meta.get('method')!r} but its config is for {config.method!r}")
+        raise ValueError(
+            f"checkpoint {src} names method {meta.get('method')!r} but its config is for {config.method!r}"
+        )
     recipe = recipe_for(config.method_config)
     model = recipe.build_model()
     try:

@@ -37,7 +37,9 @@ class TrainConfig(BaseModel):
         None, gt=0, le=7 * 24 * 3600, description="training seconds (default: the method's, unless epochs is set)"
     )
     epochs: int | None = Field(None, ge=1, le=1_000_000, description="fixed number of epochs instead of a budget")
-    patches_per_epoch: int | None = Field(None, ge=1, description="patches per epoch (one validation each); default: the method's")
+    patches_per_epoch: int | None = Field(
+        None, ge=1, description="patches per epoch (one validation each); default: the method's"
+    )
     lr: float | None = Field(None, gt=0, le=1, description="Adam learning rate; default: the method's")
     betas: tuple[float, float] = (0.5, 0.999)
     lr_schedule: Literal["constant", "cosine"] = Field("cosine", description="cosine: decay lr to 2% over the run")
@@ -46,7 +48,10 @@ class TrainConfig(BaseModel):
     )
     early_stopping: bool = Field(True, description="stop when validation stops improving (after half the run)")
     weight_averaging: float | None = Field(
-        0.99, gt=0, lt=1, description="decay of the moving average of the weights that is validated and exported "
+        0.99,
+        gt=0,
+        lt=1,
+        description="decay of the moving average of the weights that is validated and exported "
         "(None: the last weights)",
     )
     augment: bool = Field(True, description="random dihedral (rotation/flip) augmentation when the method allows it")

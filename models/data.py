@@ -70,7 +70,13 @@ def fit_training_window(window: TrainingWindow, movie_shape: tuple[int, ...]) ->
     if (frames, h, w) != (window.frames, window.size, window.size):
         logger.info(
             "movie %s is smaller than the training window (%d frames, %dx%d): using %d frames, %dx%d",
-            movie_shape, window.frames, window.size, window.size, frames, h, w,
+            movie_shape,
+            window.frames,
+            window.size,
+            window.size,
+            frames,
+            h,
+            w,
         )
     return shape
 

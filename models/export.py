@@ -17,7 +17,7 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,7 +55,7 @@ def build_spec(result: TrainResult) -> ModelSpec:
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
         train_data_digest=result.data_digest,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         extra={
             "network": network,
             "network_config": network_config,
@@ -103,8 +103,14 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, opset: int, mu
         if exporter == "legacy":
             axes = {0: "batch", 2: "height", 3: "width"}
             torch.onnx.export(
-                module, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                opset_version=opset, dynamo=False, dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+                module,
+                (example,),
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=False,
+                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
             )
         elif exporter == "dynamo":
             from torch.export import Dim
@@ -112,8 +118,16 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, opset: int, mu
             h, w = Dim("h", min=1, max=16384), Dim("w", min=1, max=16384)
             shapes = {INPUT_NAME: {0: Dim("batch", min=1, max=4096), 2: multiple * h, 3: multiple * w}}
             torch.onnx.export(
-                module, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                opset_version=opset, dynamo=True, external_data=False, dynamic_shapes=shapes, verbose=False,
+                module,
+                (example,),
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                dynamic_shapes=shapes,
+                verbose=False,
             )
         else:
             raise ValueError(f"unknown exporter {exporter!r}; expected 'legacy' or 'dynamo'")

@@ -93,8 +93,14 @@ def run_job(job_dir: str | Path, stop: threading.Event | None = None) -> int:
 
         config = TrainConfig(**spec_doc["config"])
         movie = _read_movie(Path(spec_doc["movie"]))
-        logger.info("job %s: movie %s %s %s, config %s", job.name, spec_doc["movie"], movie.shape, movie.dtype,
-                    config.to_json_dict())
+        logger.info(
+            "job %s: movie %s %s %s, config %s",
+            job.name,
+            spec_doc["movie"],
+            movie.shape,
+            movie.dtype,
+            config.to_json_dict(),
+        )
 
         def progress(p: Any) -> None:
             events.progress(p)
@@ -102,15 +108,24 @@ def run_job(job_dir: str | Path, stop: threading.Event | None = None) -> int:
                 events.emit("exporting")
 
         try:
-            result, spec = train_and_export(movie, config, spec_doc["output"], progress=progress, should_stop=stop.is_set)
+            result, spec = train_and_export(
+                movie, config, spec_doc["output"], progress=progress, should_stop=stop.is_set
+            )
         except TrainingStopped as exc:
             logger.info("job cancelled: %s", exc)
             events.emit("error", error=str(exc), cancelled=True)
             _write_result(job, {"error": f"cancelled: {exc}", "cancelled": True})
             return 1
         validation = result.validation.to_dict() if result.validation is not None else None
-        _write_result(job, {"output": str(spec_doc["output"]), "spec": json.loads(spec.to_json()),
-                            "history": result.history, "validation": validation})
+        _write_result(
+            job,
+            {
+                "output": str(spec_doc["output"]),
+                "spec": json.loads(spec.to_json()),
+                "history": result.history,
+                "validation": validation,
+            },
+        )
         events.emit("done")
         logger.info("job done: %s", spec_doc["output"])
         return 0

@@ -184,7 +184,7 @@ def fit(
     model = recipe.build_model().to(device)
     if device.type == "cpu" and any(isinstance(mod, nn.Conv3d) for mod in model.modules()):
         # oneDNN's 3-D convolutions (notably their backward) run markedly faster channels-last on CPU.
-        model = model.to(memory_format=torch.channels_last_3d)
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # torch accepts it; its stubs do not say so
     # The served model is an exponential moving average of the trained weights: at the learning rates
     # that make short CPU runs converge, single-step weights jitter (their held-out score jumps by several
     # dB from one epoch to the next); the average does not, and scores better.
@@ -199,10 +199,22 @@ def fit(
     logger.info(
         "training %s on movie %s (%s) on %s: %s, %d steps of %d patches per epoch, patch %d frames %dx%d, "
         "%d parameters, lr %.3g, normalisation %s, %s",
-        recipe.name, movie.shape, movie.dtype, device,
+        recipe.name,
+        movie.shape,
+        movie.dtype,
+        device,
         f"{config.epochs} epochs" if config.epochs else f"time budget {schedule.budget_s:.0f} s",
-        steps, batch, shape.frames, shape.h, shape.w, sum(p.numel() for p in model.parameters()), lr, norm.kind,
-        f"validation on the last {n_heldout} frames" if heldout else "no validation (movie too small to hold frames out)",
+        steps,
+        batch,
+        shape.frames,
+        shape.h,
+        shape.w,
+        sum(p.numel() for p in model.parameters()),
+        lr,
+        norm.kind,
+        f"validation on the last {n_heldout} frames"
+        if heldout
+        else "no validation (movie too small to hold frames out)",
     )
     history: list[float] = []
     val_history: list[float] = []
@@ -232,15 +244,24 @@ def fit(
                 raise FloatingPointError(
                     f"loss became {out.loss.item()} at epoch {epoch} step {step}; lower lr (now {lr})"
                 )
-            out.loss.backward()
+            out.loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             if averaged is not None:
                 averaged.update(model)
             losses.append(float(out.loss.detach()))
             done += 1
             if progress is not None:
-                progress(TrainProgress(epoch, config.epochs, step, steps, schedule.fraction(done),
-                                       float(np.mean(losses)), schedule.elapsed))
+                progress(
+                    TrainProgress(
+                        epoch,
+                        config.epochs,
+                        step,
+                        steps,
+                        schedule.fraction(done),
+                        float(np.mean(losses)),
+                        schedule.elapsed,
+                    )
+                )
         if not losses:
             break
         history.append(float(np.mean(losses)))
@@ -252,9 +273,15 @@ def fit(
             if best is None or gain > best[0] + MIN_DELTA_DB:
                 best = (gain, epoch, copy.deepcopy(served.state_dict()))
         logger.info(
-            "epoch %s: loss %.5f%s (%.1f s)", f"{epoch}/{config.epochs}" if config.epochs else epoch, history[-1],
-            "" if gain is None else f", held-out gain {gain:+.2f} dB (best {best[0]:+.2f} dB, epoch {best[1]})"
-            if best else "", schedule.elapsed,
+            "epoch %s: loss %.5f%s (%.1f s)",
+            f"{epoch}/{config.epochs}" if config.epochs else epoch,
+            history[-1],
+            ""
+            if gain is None
+            else f", held-out gain {gain:+.2f} dB (best {best[0]:+.2f} dB, epoch {best[1]})"
+            if best
+            else "",
+            schedule.elapsed,
         )
         end = None
         if config.epochs is not None and epoch >= config.epochs:
@@ -262,14 +289,26 @@ def fit(
         elif stopped_early or schedule.out_of_time():
             end = f"time budget of {schedule.budget_s:.0f} s reached"
         elif (
-            config.early_stopping and best is not None and epoch - best[1] >= PATIENCE
+            config.early_stopping
+            and best is not None
+            and epoch - best[1] >= PATIENCE
             and schedule.fraction(done) >= 0.5
         ):
             end = f"early stop: no held-out improvement for {PATIENCE} epochs"
         if progress is not None:
-            progress(TrainProgress(epoch, config.epochs, len(losses), steps,
-                                   1.0 if end else schedule.fraction(done), history[-1], schedule.elapsed,
-                                   epoch_done=True, val_gain_db=gain))
+            progress(
+                TrainProgress(
+                    epoch,
+                    config.epochs,
+                    len(losses),
+                    steps,
+                    1.0 if end else schedule.fraction(done),
+                    history[-1],
+                    schedule.elapsed,
+                    epoch_done=True,
+                    val_gain_db=gain,
+                )
+            )
         if end:
             stopped_early = end != "epochs"
             logger.info("training ends after epoch %d, %d steps, %.1f s: %s", epoch, done, schedule.elapsed, end)
@@ -283,9 +322,18 @@ def fit(
         report = final_report(best[0], heldout, best[1])
         log = logger.info if report.beats_floor else logger.warning
         log("%s", report.summary())
-    model = model.eval().cpu().to(memory_format=torch.contiguous_format)
+    model = model.eval().cpu().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # torch accepts it; its stubs do not say so
     return TrainResult(
-        network=model, recipe=recipe, config=config, normalization=norm, window=window, history=history,
-        data_digest=digest, steps=done, elapsed_s=schedule.elapsed, stopped_early=stopped_early,
-        validation=report, val_history=val_history,
+        network=model,
+        recipe=recipe,
+        config=config,
+        normalization=norm,
+        window=window,
+        history=history,
+        data_digest=digest,
+        steps=done,
+        elapsed_s=schedule.elapsed,
+        stopped_early=stopped_early,
+        validation=report,
+        val_history=val_history,
     )

@@ -144,6 +144,10 @@ def final_report(model_gain: float, heldout: HeldoutFrames, best_epoch: int | No
     scores = score_filters(heldout.a, heldout.b)
     name, gain = best_filter(scores)
     return ValidationReport(
-        heldout_frames=2 * heldout.a.shape[0], model_gain_db=float(model_gain), best_filter=name,
-        best_filter_gain_db=float(gain), filters={k: float(v) for k, v in scores.items()}, best_epoch=best_epoch,
+        heldout_frames=2 * heldout.a.shape[0],
+        model_gain_db=float(model_gain),
+        best_filter=name,
+        best_filter_gain_db=float(gain),
+        filters={k: float(v) for k, v in scores.items()},
+        best_epoch=best_epoch,
     )

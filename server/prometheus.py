@@ -86,7 +86,9 @@ def render_metrics(
         Number of models in the registry.
     """
     w = _Writer()
-    w.sample("ingest_up", "gauge", "1 if the ingest process answered its control channel.", 1 if status is not None else 0)
+    w.sample(
+        "ingest_up", "gauge", "1 if the ingest process answered its control channel.", 1 if status is not None else 0
+    )
     if status is not None:
         w.sample("model_loaded", "gauge", "1 if the ingest process serves a model.", 1 if status.model else 0)
         if status.model is not None:
@@ -102,14 +104,28 @@ def render_metrics(
         for stream_id, stream in streams:
             for value, quantile in ((stream.latency_ms_p50, "0.5"), (stream.latency_ms_p99, "0.99")):
                 labels = {"stream": stream_id, "quantile": quantile}
-                w.sample("latency_ms", "gauge", "Frame latency in ms (arrival to reply), recent quantiles.", value, labels)
+                w.sample(
+                    "latency_ms", "gauge", "Frame latency in ms (arrival to reply), recent quantiles.", value, labels
+                )
         w.sample("streams", "gauge", "Streams the ingest process currently tracks.", len(streams))
         for code, count in sorted(status.totals.rejected_by_code.items()):
-            w.sample("rejected_total", "counter", "Messages rejected, by error code (all streams).", count, {"code": code})
+            w.sample(
+                "rejected_total", "counter", "Messages rejected, by error code (all streams).", count, {"code": code}
+            )
         for thread, alive in sorted(status.threads.items()):
             w.sample("ingest_thread_up", "gauge", "1 while the ingest thread runs.", alive, {"thread": thread})
-        w.sample("buffered_bytes", "gauge", "Bytes of frames and unread replies the ingest process holds.", status.totals.buffered_bytes)
-        w.sample("undeliverable_total", "counter", "Replies that could not be delivered to their peer.", status.totals.undeliverable)
+        w.sample(
+            "buffered_bytes",
+            "gauge",
+            "Bytes of frames and unread replies the ingest process holds.",
+            status.totals.buffered_bytes,
+        )
+        w.sample(
+            "undeliverable_total",
+            "counter",
+            "Replies that could not be delivered to their peer.",
+            status.totals.undeliverable,
+        )
     for state, count in sorted((jobs or {}).items()):
         w.sample("jobs", "gauge", "Training jobs by state.", count, {"state": state})
     if models_registered is not None:

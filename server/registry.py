@@ -20,7 +20,7 @@ import re
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,7 +37,7 @@ _ACTIVE_FILE = "active.json"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,9 @@ class ModelRegistry:
                 )
                 os.replace(upload.path, self.models_dir / record.filename)
                 self._write_json(self.models_dir / f"{model_id}.json", record.to_dict())
-            logger.info("registered model %s (%s, %d bytes, method %s)", model_id, record.name, upload.size, spec.method)
+            logger.info(
+                "registered model %s (%s, %d bytes, method %s)", model_id, record.name, upload.size, spec.method
+            )
             return record
 
     # ---- reading ------------------------------------------------------------------------------------
@@ -170,7 +172,11 @@ class ModelRegistry:
         except (OSError, ValueError, AttributeError):
             logger.warning("ignoring unreadable %s", path)
             return None
-        if not isinstance(model_id, str) or not MODEL_ID_PATTERN.match(model_id) or not self.path_of(model_id).is_file():
+        if (
+            not isinstance(model_id, str)
+            or not MODEL_ID_PATTERN.match(model_id)
+            or not self.path_of(model_id).is_file()
+        ):
             return None
         return model_id
 

@@ -38,15 +38,19 @@ class ServerSettings(BaseSettings):
     max_frame_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_streams: int = Field(16, gt=0)
     max_batch: int = Field(8, gt=0, description="windows per engine call, across streams of one shape")
-    live_max_backlog_frames: int = Field(32, gt=0, description="live mode: frames waiting before the oldest window is dropped")
+    live_max_backlog_frames: int = Field(
+        32, gt=0, description="live mode: frames waiting before the oldest window is dropped"
+    )
     max_buffered_frames: int = Field(4096, gt=0, description="lossless mode: frames held per stream before refusing")
     max_buffered_bytes: int = Field(
-        2 * 1024**3, gt=0,
+        2 * 1024**3,
+        gt=0,
         description="all streams together: pixels held in windows plus replies a peer has not read; beyond it "
         "frames are refused with server_busy",
     )
     series_idle_timeout_s: float = Field(
-        600.0, gt=0,
+        600.0,
+        gt=0,
         description="an open series with no message for this long is closed as if `end` had been sent (its "
         "frames are answered) and its stream slot is freed; raise it for slow time-lapses",
     )
@@ -60,7 +64,9 @@ class ServerSettings(BaseSettings):
         "clients whose public keys lie in curve_clients_dir. Off loopback it is required; HOME/keys/server.key_secret "
         "is created when not given",
     )
-    curve_clients_dir: Path | None = Field(None, description="allowed client public keys (*.key; default HOME/keys/clients)")
+    curve_clients_dir: Path | None = Field(
+        None, description="allowed client public keys (*.key; default HOME/keys/clients)"
+    )
     log_level: str = "INFO"
     allowed_hosts: list[str] | None = Field(
         None,

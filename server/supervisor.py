@@ -36,7 +36,6 @@ __all__ = ["serve", "main", "IngestProcess", "IngestWatchdog", "configure_loggin
 logger = logging.getLogger(__name__)
 
 
-
 class IngestStartError(RuntimeError):
     """The ingest process did not come up; the message says why and where its log is."""
 
@@ -126,7 +125,13 @@ class IngestProcess:
         receiver.close()
         if message is None or "error" in message:
             self._reap()
-            why = message["error"] if message else f"exited with code {proc.exitcode}" if proc.exitcode is not None else "did not report ready"
+            why = (
+                message["error"]
+                if message
+                else f"exited with code {proc.exitcode}"
+                if proc.exitcode is not None
+                else "did not report ready"
+            )
             raise IngestStartError(f"ingest process failed to start: {why} (see {log})")
         client = IngestControlClient(message["control"], message["secret"], timeout_s=5.0)
         try:
@@ -135,7 +140,13 @@ class IngestProcess:
             self._reap()
             raise IngestStartError(f"ingest process started but does not answer ping: {exc} (see {log})") from None
         self.endpoints = message
-        logger.info("ingest process %d ready: frames %s, pub %s, control %s", proc.pid, message["frames"], message["pub"], message["control"])
+        logger.info(
+            "ingest process %d ready: frames %s, pub %s, control %s",
+            proc.pid,
+            message["frames"],
+            message["pub"],
+            message["control"],
+        )
         return message
 
     def stop(self, timeout_s: float = 15.0) -> None:
@@ -145,7 +156,9 @@ class IngestProcess:
             return
         if proc.is_alive() and self.endpoints.get("control"):
             try:
-                IngestControlClient(self.endpoints["control"], self.endpoints["secret"], timeout_s=min(5.0, timeout_s)).shutdown()
+                IngestControlClient(
+                    self.endpoints["control"], self.endpoints["secret"], timeout_s=min(5.0, timeout_s)
+                ).shutdown()
             except LiveDenoiseError as exc:
                 logger.warning("ingest did not acknowledge shutdown (%s); terminating it", exc)
         proc.join(timeout_s)
@@ -262,8 +275,12 @@ class IngestWatchdog:
         threads = {str(k): bool(v) for k, v in dict(reply.get("threads") or {}).items()}
         dead = sorted(name for name, alive in threads.items() if not alive)
         if dead:
-            self.liveness.set(state=IngestState.THREAD_DIED, pid=self.process.pid, threads=threads,
-                              detail=f"ingest thread(s) {', '.join(dead)} died")
+            self.liveness.set(
+                state=IngestState.THREAD_DIED,
+                pid=self.process.pid,
+                threads=threads,
+                detail=f"ingest thread(s) {', '.join(dead)} died",
+            )
             return IngestState.THREAD_DIED
         self.liveness.set(state=IngestState.OK, pid=self.process.pid, threads=threads, detail="")
         return None
@@ -333,8 +350,12 @@ def serve(settings: ServerSettings) -> None:
         watchdog = IngestWatchdog(settings, registry, client, process)
         watchdog.start()
         app = create_app(settings, ingest=client, registry=registry, liveness=watchdog.liveness)
-        config = uvicorn.Config(app, host=settings.bind, port=settings.http_port, log_config=None, timeout_graceful_shutdown=10)
-        logger.info("control plane on http://%s:%d, frames on %s", settings.bind, settings.http_port, endpoints["frames"])
+        config = uvicorn.Config(
+            app, host=settings.bind, port=settings.http_port, log_config=None, timeout_graceful_shutdown=10
+        )
+        logger.info(
+            "control plane on http://%s:%d, frames on %s", settings.bind, settings.http_port, endpoints["frames"]
+        )
         uvicorn.Server(config).run()
     except (KeyboardInterrupt, _StopRequested):
         logger.info("stop requested")

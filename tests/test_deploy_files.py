@@ -166,18 +166,23 @@ def test_trainer_image_uses_the_base_cuda_torch():
     ins = _instructions(DOCKER / "trainer.Dockerfile")
     assert _base_image(ins).startswith("pytorch/pytorch:") and "cuda" in _base_image(ins)
     reqs = _installed(ins)
-    assert [r for r in reqs if r.strip("'\"").startswith(".")] == ['.[train]']
+    assert [r for r in reqs if r.strip("'\"").startswith(".")] == [".[train]"]
     assert not [r for r in reqs if _requirement_name(r).startswith("torch")], "torch comes from the base image"
 
 
 def test_cpu_image_takes_torch_from_the_cpu_index():
     ins = _instructions(DOCKER / "cpu.Dockerfile")
     assert _base_image(ins).startswith("python:") and "slim" in _base_image(ins)
-    torch_installs = [cmd for run in _pip_commands(ins) for cmd in run if cmd[:1] == ["install"] and any(_requirement_name(t) == "torch" for t in cmd)]
+    torch_installs = [
+        cmd
+        for run in _pip_commands(ins)
+        for cmd in run
+        if cmd[:1] == ["install"] and any(_requirement_name(t) == "torch" for t in cmd)
+    ]
     assert torch_installs, "the CPU image installs torch explicitly"
     for cmd in torch_installs:
         assert "https://download.pytorch.org/whl/cpu" in cmd, f"torch must come from the CPU index: {cmd}"
-    assert [r for r in _installed(ins) if r.strip("'\"").startswith(".")] == ['.[server,train]']
+    assert [r for r in _installed(ins) if r.strip("'\"").startswith(".")] == [".[server,train]"]
     assert _env(ins).get("LIVEDENOISE_PROVIDER") == "cpu"
 
 
@@ -229,7 +234,9 @@ def test_compose_reserves_one_nvidia_gpu(service):
 
 def test_compose_token_restart_and_healthcheck(service):
     token = service["environment"]["LIVEDENOISE_API_TOKEN"]
-    assert token.startswith("${LIVEDENOISE_API_TOKEN") and ":?" in token, "the token comes from the environment, required"
+    assert token.startswith("${LIVEDENOISE_API_TOKEN") and ":?" in token, (
+        "the token comes from the environment, required"
+    )
     assert service["restart"] in ("always", "unless-stopped", "on-failure")
     assert any("/v1/health" in str(part) for part in service["healthcheck"]["test"])
 

@@ -68,7 +68,19 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp / "dist"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", str(out), str(src)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -96,9 +108,11 @@ def test_wheel_imports_from_outside_the_repo(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     code = (
         "import livedenoise.clients, livedenoise.clients.protocol, livedenoise.server.settings\n"
-        "assert livedenoise.clients.__file__.startswith(r'%s'), livedenoise.clients.__file__\n"
+        f"assert livedenoise.clients.__file__.startswith(r'{site}'), livedenoise.clients.__file__\n"
         "try:\n    import server\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit('bare `server` importable')\n"
-    ) % str(site)
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr

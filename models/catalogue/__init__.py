@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
@@ -38,11 +38,13 @@ __all__ = [
     "register_method",
 ]
 
-# Built from the registry, so a method added above is part of the union without a second list.
-AnyMethodConfig = Annotated[
-    Union[tuple(method_info(name).config_cls for name in list_methods())],  # type: ignore[valid-type]  # noqa: UP007
-    Field(discriminator="method"),
-]
+if TYPE_CHECKING:  # statically, any registered config
+    AnyMethodConfig = MethodConfig
+else:  # built from the registry, so a method added above is part of the union without a second list
+    AnyMethodConfig = Annotated[
+        Union[tuple(method_info(name).config_cls for name in list_methods())],  # noqa: UP007
+        Field(discriminator="method"),
+    ]
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMethodConfig)
 
@@ -51,4 +53,5 @@ def parse_method_config(obj: dict[str, Any]) -> MethodConfig:
     """Validate ``{"method": name, **fields}`` into that method's config (pydantic ``ValidationError`` on bad
     fields; ``ValueError`` listing the known methods for an unknown name)."""
     method_info(str(obj.get("method")))  # the clearer message for an unknown method
-    return _ADAPTER.validate_python(obj)  # type: ignore[no-any-return]
+    config: MethodConfig = _ADAPTER.validate_python(obj)
+    return config

@@ -79,14 +79,20 @@ def register_method(
     """Class decorator registering a :class:`MethodConfig` subclass under its ``method`` literal."""
 
     def wrapper(cls: C) -> C:
-        default = cls.model_fields["method"].default
+        default = cls.model_fields["method"].default  # type: ignore[call-overload]  # pydantic's class-level access
         if not isinstance(default, str) or not default:
             raise TypeError(f"{cls.__name__}.method needs a string default equal to its Literal name")
         if default in _METHODS:
             raise ValueError(f"a method is already registered under the name {default!r}")
         _METHODS[default] = MethodInfo(
-            name=default, family=family, citation=citation, paper=paper, description=description, config_cls=cls,
-            recipe=recipe, provisional=provisional,
+            name=default,
+            family=family,
+            citation=citation,
+            paper=paper,
+            description=description,
+            config_cls=cls,
+            recipe=recipe,
+            provisional=provisional,
         )
         return cls
 

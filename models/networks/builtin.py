@@ -31,7 +31,12 @@ def unet3d(
 
 @register_network("unet2d")
 def unet2d(
-    in_channels: int = 1, out_channels: int = 1, base: int = 16, levels: int = 3, norm: str | None = None, act: str = "relu"
+    in_channels: int = 1,
+    out_channels: int = 1,
+    base: int = 16,
+    levels: int = 3,
+    norm: str | None = None,
+    act: str = "relu",
 ) -> UNet:
     """2-D U-Net over ``[B, C, H, W]`` (frames as channels); H and W must be multiples of ``2**(levels-1)``."""
     return UNet(2, in_channels, out_channels, base=base, levels=levels, norm=norm, act=act)

@@ -80,9 +80,7 @@ class BlindTower(nn.Module):
         Odd blind-spot side.
     """
 
-    def __init__(
-        self, kernel: int, base: int, depth: int, channels: int, context_channels: int, bs_size: int
-    ) -> None:
+    def __init__(self, kernel: int, base: int, depth: int, channels: int, context_channels: int, bs_size: int) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -191,9 +189,7 @@ class SupportNet(nn.Module):
         )
         tower_outputs = (2 * depth - 2) if bs_size == 1 else 2
         self.blind_head = _one_by_one(blind_channels * tower_outputs, one_by_one_channels)
-        self.fusion = nn.Sequential(
-            _one_by_one(2 * feat, fusion_channels), conv(2, fusion_channels[-1], 1, kernel=1)
-        )
+        self.fusion = nn.Sequential(_one_by_one(2 * feat, fusion_channels), conv(2, fusion_channels[-1], 1, kernel=1))
 
     @property
     def size_multiple(self) -> int:

@@ -52,7 +52,9 @@ class UNet(nn.Module):
         if levels < 1:
             raise ValueError(f"levels must be >= 1, got {levels}")
         if base < 1 or in_channels < 1 or out_channels < 1:
-            raise ValueError(f"base, in_channels and out_channels must be >= 1, got {base}, {in_channels}, {out_channels}")
+            raise ValueError(
+                f"base, in_channels and out_channels must be >= 1, got {base}, {in_channels}, {out_channels}"
+            )
         self.dims = dims
         self.levels = levels
         self.style = style

@@ -33,7 +33,9 @@ class OmitCentre(nn.Module):
         self.register_buffer("keep", torch.tensor(keep, dtype=torch.long), persistent=False)
 
     def forward(self, window: Tensor) -> Tensor:
-        return self.net(window.index_select(1, self.keep))
+        keep: Tensor = self.keep  # type: ignore[assignment]  # a registered buffer
+        out: Tensor = self.net(window.index_select(1, keep))
+        return out
 
 
 class _CentreTargetRecipe(Recipe):
@@ -48,7 +50,10 @@ class _CentreTargetRecipe(Recipe):
     def training_window(self) -> TrainingWindow:
         n = self.config.pre_post_frame
         return TrainingWindow(
-            frames=2 * n + 1, size=self.config.patch_xy, spatial_multiple=self.config.size_multiple, centre=n,
+            frames=2 * n + 1,
+            size=self.config.patch_xy,
+            spatial_multiple=self.config.size_multiple,
+            centre=n,
         )
 
     def training_step(self, model: nn.Module, patches: Tensor, generator: torch.Generator) -> StepOutput:
@@ -67,7 +72,10 @@ class DeepInterpolationRecipe(_CentreTargetRecipe):
     def network(self) -> tuple[str, dict[str, Any]]:
         c = self.config
         return "deepinterpolation_unet", {
-            "in_channels": c.input_frames, "out_channels": 1, "base": c.base_channels, "levels": c.levels,
+            "in_channels": c.input_frames,
+            "out_channels": 1,
+            "base": c.base_channels,
+            "levels": c.levels,
         }
 
     def build_model(self) -> nn.Module:
@@ -82,6 +90,9 @@ class SupportRecipe(_CentreTargetRecipe):
     def network(self) -> tuple[str, dict[str, Any]]:
         c = self.config
         return "support_net", {
-            "frames": 2 * c.pre_post_frame + 1, "unet_channels": tuple(c.unet_channels), "bs_size": c.bs_size,
-            "depth": c.depth, "blind_channels": c.blind_channels,
+            "frames": 2 * c.pre_post_frame + 1,
+            "unet_channels": tuple(c.unet_channels),
+            "bs_size": c.bs_size,
+            "depth": c.depth,
+            "blind_channels": c.blind_channels,
         }

@@ -30,8 +30,13 @@ class OddEvenStackRecipe(Recipe):
     def network(self) -> tuple[str, dict[str, Any]]:
         c = self.config
         return "unet3d", {
-            "in_channels": 1, "out_channels": 1, "base": c.base_channels, "levels": c.levels, "norm": None,
-            "act": "relu", "style": c.network_style,
+            "in_channels": 1,
+            "out_channels": 1,
+            "base": c.base_channels,
+            "levels": c.levels,
+            "norm": None,
+            "act": "relu",
+            "style": c.network_style,
         }
 
     def build_model(self) -> nn.Module:
@@ -40,8 +45,11 @@ class OddEvenStackRecipe(Recipe):
     def training_window(self) -> TrainingWindow:
         m = self.config.size_multiple
         return TrainingWindow(
-            frames=self._split.raw_frames(self.config.patch_t), size=self.config.patch_xy, spatial_multiple=m,
-            frames_multiple=2 * m, min_frames=2 * m,
+            frames=self._split.raw_frames(self.config.patch_t),
+            size=self.config.patch_xy,
+            spatial_multiple=m,
+            frames_multiple=2 * m,
+            min_frames=2 * m,
         )
 
     def training_step(self, model: nn.Module, patches: Tensor, generator: torch.Generator) -> StepOutput:

@@ -33,7 +33,9 @@ class OddEvenSplit:
 
     def __call__(self, patch: Tensor, generator: torch.Generator) -> TrainingPair:
         if patch.ndim != 4 or patch.shape[1] < 2 or patch.shape[1] % 2:
-            raise ValueError(f"OddEvenSplit needs [B, 2*patch_t, H, W] patches with an even frame count, got {tuple(patch.shape)}")
+            raise ValueError(
+                f"OddEvenSplit needs [B, 2*patch_t, H, W] patches with an even frame count, got {tuple(patch.shape)}"
+            )
         even, odd = patch[:, 0::2], patch[:, 1::2]
         swap = torch.rand(patch.shape[0], generator=generator, device=generator.device) < self.swap_p
         swap = swap.to(patch.device).view(-1, 1, 1, 1)

@@ -7,7 +7,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -86,4 +85,3 @@ def create_app(
     for module in (health, status, models, jobs_routes, data):
         app.include_router(module.router)
     return app
-

@@ -19,7 +19,9 @@ logger = logging.getLogger(__name__)
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 
 
-def error_response(status: int, code: str, message: str, details: list[dict[str, object]] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: list[dict[str, object]] | None = None
+) -> JSONResponse:
     body: dict[str, object] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
@@ -45,7 +47,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    response = error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail))
+    response = error_response(
+        exc.status_code, _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail)
+    )
     if exc.headers:
         response.headers.update(exc.headers)
     return response

@@ -72,7 +72,9 @@ class RequestGuard:
                 received += len(message.get("body", b""))
                 if received > limit:
                     if not started:
-                        await _error(send, 413, code, f"the request body exceeded the limit of {limit} bytes ({setting})")
+                        await _error(
+                            send, 413, code, f"the request body exceeded the limit of {limit} bytes ({setting})"
+                        )
                     refused = True
                     return {"type": "http.disconnect"}
             return message
@@ -91,14 +93,24 @@ class RequestGuard:
         if self.hosts is not None and host not in self.hosts:
             return 400, "bad_host", f"Host {headers.get('host', '')!r} is not served here (LIVEDENOISE_ALLOWED_HOSTS)"
         origin = headers.get("origin")
-        if origin is not None and not self._origin_allowed(origin.rstrip("/").lower(), headers.get("host", "").lower(), scope):
-            return 403, "forbidden_origin", f"requests from the web page origin {origin!r} are refused (LIVEDENOISE_ALLOWED_ORIGINS)"
+        if origin is not None and not self._origin_allowed(
+            origin.rstrip("/").lower(), headers.get("host", "").lower(), scope
+        ):
+            return (
+                403,
+                "forbidden_origin",
+                f"requests from the web page origin {origin!r} are refused (LIVEDENOISE_ALLOWED_ORIGINS)",
+            )
         token = self.settings.api_token
         if token and scope.get("method", "GET") in MUTATING:
             auth = headers.get("authorization", "")
             scheme, _, credentials = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), token.encode()):
-                return 401, "unauthorized", "this endpoint needs a valid 'Authorization: Bearer <token>' header (LIVEDENOISE_API_TOKEN)"
+                return (
+                    401,
+                    "unauthorized",
+                    "this endpoint needs a valid 'Authorization: Bearer <token>' header (LIVEDENOISE_API_TOKEN)",
+                )
         return None
 
     def _origin_allowed(self, origin: str, host: str, scope: Scope) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 from livedenoise.clients.status import ControlStatus, IngestStatus, ServedModel, ServerStatus
 from livedenoise.server.errors import IngestUnavailable
@@ -78,5 +77,7 @@ class Runtime:
     def status(self) -> ServerStatus:
         """The ingest status with the control plane's section."""
         ingest = self.ingest_status()
-        control = ControlStatus(active_model=self.registry.active_id(), models=len(self.registry.list()), jobs=self.jobs.counts())
+        control = ControlStatus(
+            active_model=self.registry.active_id(), models=len(self.registry.list()), jobs=self.jobs.counts()
+        )
         return ServerStatus(**{f.name: getattr(ingest, f.name) for f in fields(ingest)}, control=control)

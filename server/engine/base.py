@@ -83,7 +83,8 @@ class PreparedEngine:
         expected = (b, window.out_frames, x.shape[2], x.shape[3])
         if tuple(y.shape) != expected:
             raise EngineError(
-                f"model {self.model_id!r} returned shape {list(y.shape)}, expected {list(expected)}", code=INFERENCE_FAILED
+                f"model {self.model_id!r} returned shape {list(y.shape)}, expected {list(expected)}",
+                code=INFERENCE_FAILED,
             )
         return self.spec.normalization.invert(y[:, :, :h, :w])
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from livedenoise.server.engine.base import Engine
 from livedenoise.server.errors import EngineError

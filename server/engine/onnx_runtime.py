@@ -91,7 +91,9 @@ def read_spec(session: ort.InferenceSession, path: Path | str) -> ModelSpec:
     if spec.input_name not in inputs:
         raise InvalidModel(f"{path}: spec input {spec.input_name!r} is not a graph input (graph has {sorted(inputs)})")
     if spec.output_name not in outputs:
-        raise InvalidModel(f"{path}: spec output {spec.output_name!r} is not a graph output (graph has {sorted(outputs)})")
+        raise InvalidModel(
+            f"{path}: spec output {spec.output_name!r} is not a graph output (graph has {sorted(outputs)})"
+        )
     shape = inputs[spec.input_name].shape
     if len(shape) != 4:
         raise InvalidModel(f"{path}: input {spec.input_name!r} has rank {len(shape)}; the BTHW contract needs 4")
@@ -150,7 +152,9 @@ def open_engine(
     active = session.get_providers()[0]
     if active != _EP_NAMES[provider]:
         # ORT silently falls back to the next provider when one fails to initialise.
-        raise EngineError(f"provider {provider.value!r} failed to initialise for {path}; onnxruntime fell back to {active}")
+        raise EngineError(
+            f"provider {provider.value!r} failed to initialise for {path}; onnxruntime fell back to {active}"
+        )
     spec = read_spec(session, path)
     logger.info("loaded %s (%s, window %s) on %s", path.name, spec.method, spec.window, active)
     runner = OnnxRuntimeRunner(session, spec.input_name, spec.output_name, provider.value)

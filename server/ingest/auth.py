@@ -8,7 +8,6 @@ The allow-list is read at start: restart ingest after adding a client key.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import zmq
@@ -64,5 +63,3 @@ def peer_key(frame: zmq.Frame) -> str | None:
     except (zmq.ZMQError, KeyError):
         return None
     return str(user) if user else None
-
-

@@ -60,7 +60,9 @@ class IngestControlClient:
             sock.send_json({"cmd": cmd.value, "secret": self.secret, **fields})
             reply = json.loads(sock.recv())
         except zmq.Again:
-            raise IngestUnavailable(f"ingest process at {self.endpoint} did not answer {cmd.value!r} within {timeout_ms} ms") from None
+            raise IngestUnavailable(
+                f"ingest process at {self.endpoint} did not answer {cmd.value!r} within {timeout_ms} ms"
+            ) from None
         finally:
             sock.close()
         if not reply.get("ok"):

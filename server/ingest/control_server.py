@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import asdict
 import logging
 import os
 import threading
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from livedenoise.clients.protocol import ProtocolError, encode_json, parse_json
 from livedenoise.server.errors import LiveDenoiseError
-from livedenoise.server.registry import MODEL_ID_PATTERN
 from livedenoise.server.ingest.control import Command
+from livedenoise.server.registry import MODEL_ID_PATTERN
 
 if TYPE_CHECKING:
     from livedenoise.server.ingest.service import IngestService
@@ -75,12 +75,16 @@ class ControlServer:
         if not isinstance(request, dict):
             return _error("invalid_request", "control request must be a JSON object")
         secret = request.get("secret")
-        if not isinstance(secret, str) or not hmac.compare_digest(secret.encode(), self.service.control_secret.encode()):
+        if not isinstance(secret, str) or not hmac.compare_digest(
+            secret.encode(), self.service.control_secret.encode()
+        ):
             return _error("unauthorized", "control requests need the ingest process' secret")
         try:
             cmd = Command(request.get("cmd"))
         except ValueError:
-            return _error("invalid_request", f"unknown command {request.get('cmd')!r}; known: {[c.value for c in Command]}")
+            return _error(
+                "invalid_request", f"unknown command {request.get('cmd')!r}; known: {[c.value for c in Command]}"
+            )
         try:
             if cmd is Command.PING:
                 return {"ok": True, "pid": os.getpid(), "threads": self.service.threads()}
@@ -89,7 +93,9 @@ class ControlServer:
             if cmd is Command.LOAD_MODEL:
                 model_id = request.get("model_id")
                 if not isinstance(model_id, str) or not MODEL_ID_PATTERN.match(model_id):
-                    return _error("invalid_request", "load_model needs 'model_id', a registered model id (m-<12 hex digits>)")
+                    return _error(
+                        "invalid_request", "load_model needs 'model_id', a registered model id (m-<12 hex digits>)"
+                    )
                 return {"ok": True, "model": asdict(self.service.load_registered(model_id))}
             self.service.request_shutdown()
             return {"ok": True}

@@ -14,12 +14,12 @@ from numpy.typing import NDArray
 
 from livedenoise.clients.protocol import (
     MAX_REPLY_HEADER_BYTES,
+    UNKNOWN_STREAM,
     EndReason,
     ErrorCode,
     Header,
     MessageType,
     ProtocolError,
-    UNKNOWN_STREAM,
     SkipReason,
     bounded,
     encode_header,
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 Reply = list[bytes | memoryview]
 
 
-
 def _envelope(identity: bytes, header: Header, payload: bytes | memoryview = b"") -> Reply:
     """The internal reply message. Accepted headers bound every echoed field (names, ``meta``), so a reply
     always fits :data:`MAX_REPLY_HEADER_BYTES`; should one still not, it goes out without its ``meta``
@@ -40,7 +39,9 @@ def _envelope(identity: bytes, header: Header, payload: bytes | memoryview = b""
     try:
         raw = encode_header(header, limit=MAX_REPLY_HEADER_BYTES)
     except ProtocolError as exc:
-        logger.error("reply header for stream %.128r does not encode (%s); sending it without meta", header.stream, exc.message)
+        logger.error(
+            "reply header for stream %.128r does not encode (%s); sending it without meta", header.stream, exc.message
+        )
         note = "meta not echoed: the reply header would exceed the limit"
         header = replace(header, meta={}, message=bounded(f"{header.message} ({note})" if header.message else note))
         raw = encode_header(header, limit=MAX_REPLY_HEADER_BYTES)
@@ -74,11 +75,17 @@ def frame_reply(
         latency_ms=round(latency_ms, 3),
         instance=instance,
     )
-    return _envelope(identity, header, memoryview(data).cast("B"))
+    return _envelope(identity, header, data.data.cast("B"))
 
 
 def skipped_reply(
-    identity: bytes, stream: str, series: str, index: int, t_ns: int | None, meta: dict[str, Any], reason: SkipReason,
+    identity: bytes,
+    stream: str,
+    series: str,
+    index: int,
+    t_ns: int | None,
+    meta: dict[str, Any],
+    reason: SkipReason,
     instance: str | None = None,
 ) -> Reply:
     header = Header(
@@ -116,7 +123,11 @@ def error_reply(
 
 
 def end_reply(
-    identity: bytes, stream: str, series: str, meta: dict[str, Any], reason: EndReason | None = None,
+    identity: bytes,
+    stream: str,
+    series: str,
+    meta: dict[str, Any],
+    reason: EndReason | None = None,
     instance: str | None = None,
 ) -> Reply:
     """Sent after the last reply of a series; ``meta`` echoes the client's ``end``. A series the server

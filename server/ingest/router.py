@@ -232,7 +232,12 @@ class Router:
         self._unlogged += count
         now = time.monotonic()
         if now - self._last_undeliverable_log >= UNDELIVERABLE_LOG_EVERY_S:
-            logger.warning("%d repl%s could not be delivered (last: %s)", self._unlogged, "y" if self._unlogged == 1 else "ies", why)
+            logger.warning(
+                "%d repl%s could not be delivered (last: %s)",
+                self._unlogged,
+                "y" if self._unlogged == 1 else "ies",
+                why,
+            )
             self._unlogged, self._last_undeliverable_log = 0, now
 
     def _expire_idle(self) -> None:
@@ -280,8 +285,12 @@ class Router:
         except FrameRejected as exc:
             self._refuse(identity, parts, header, exc.code, exc.message)
         except Exception as exc:  # a bug must cost one message an `internal` refusal, never the thread
-            logger.exception("internal error on a message from stream %.128r", header.stream if header else UNKNOWN_STREAM)
-            self._refuse(identity, parts, header, ErrorCode.INTERNAL.value, f"internal error, message not accepted: {exc!r}")
+            logger.exception(
+                "internal error on a message from stream %.128r", header.stream if header else UNKNOWN_STREAM
+            )
+            self._refuse(
+                identity, parts, header, ErrorCode.INTERNAL.value, f"internal error, message not accepted: {exc!r}"
+            )
 
     def _refuse(self, identity: bytes, parts: list[Any], header: Header | None, code: str, message: str) -> None:
         try:
@@ -309,7 +318,13 @@ class Router:
 def _echo(header: Header | None, parts: list[Any]) -> dict[str, Any]:
     """Stream, series, index, t_ns and meta of a refused message, as far as they can be read."""
     if header is not None:  # decoded, so every field is within its bounds
-        return {"stream": header.stream, "series": header.series, "index": header.index, "t_ns": header.t_ns, "meta": header.meta}
+        return {
+            "stream": header.stream,
+            "series": header.series,
+            "index": header.index,
+            "t_ns": header.t_ns,
+            "meta": header.meta,
+        }
     if not parts:
         return {}
     try:

@@ -12,9 +12,10 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import zmq
 
@@ -25,12 +26,12 @@ from livedenoise.server.engine.base import Engine
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.errors import EngineError, UnknownModel
 from livedenoise.server.ingest.auth import CurveServer
-from livedenoise.server.model_check import refuse_external_data
 from livedenoise.server.ingest.control_server import ControlServer
 from livedenoise.server.ingest.replies import end_reply, error_reply
 from livedenoise.server.ingest.router import Router
 from livedenoise.server.ingest.streams import StreamTable
 from livedenoise.server.ingest.worker import InferenceWorker
+from livedenoise.server.model_check import refuse_external_data
 from livedenoise.server.settings import ServerSettings
 
 __all__ = ["IngestService", "run_ingest"]
@@ -48,8 +49,7 @@ class _EventLike(Protocol):
 
 def _bind(sock: zmq.Socket[Any], host: str, port: int) -> str:
     sock.bind(f"tcp://{host}:{port if port else '*'}")
-    endpoint: bytes | str = sock.getsockopt(zmq.LAST_ENDPOINT)
-    return endpoint.decode() if isinstance(endpoint, bytes) else endpoint
+    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
 class IngestService:
@@ -182,7 +182,9 @@ class IngestService:
             return
         assert self._ctx is not None
         frames = sum(len(pending) for _, pending in abandoned)
-        logger.warning("ingest stopped with %d frames unanswered after %.1f s: answering them `shutdown`", frames, timeout_s)
+        logger.warning(
+            "ingest stopped with %d frames unanswered after %.1f s: answering them `shutdown`", frames, timeout_s
+        )
         push = self._ctx.socket(zmq.PUSH)
         push.setsockopt(zmq.SNDHWM, 0)
         push.connect(self._reply_endpoint)
@@ -259,7 +261,9 @@ class IngestService:
         if engine is None:
             return None
         w = engine.spec.window
-        window = WindowInfo(before=w.before, after=w.after, out_frames=w.out_frames, spatial_multiple=w.spatial_multiple)
+        window = WindowInfo(
+            before=w.before, after=w.after, out_frames=w.out_frames, spatial_multiple=w.spatial_multiple
+        )
         path = str(self._model_path) if self._model_path is not None else None
         return ServedModel(id=engine.model_id, method=engine.spec.method, window=window, path=path)
 
@@ -326,5 +330,5 @@ def run_ingest(
         service.wait()
     finally:
         service.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

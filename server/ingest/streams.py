@@ -26,10 +26,10 @@ from numpy.typing import NDArray
 
 from livedenoise.clients.protocol import EndReason, ErrorCode, Header, StreamMode
 from livedenoise.clients.status import StreamStatus, Totals
+from livedenoise.clients.windowing import SeriesWindow
 from livedenoise.server.errors import FrameRejected
 from livedenoise.server.metrics import Counters, LatencyRing, RateMeter
 from livedenoise.server.settings import ServerSettings
-from livedenoise.clients.windowing import SeriesWindow
 
 __all__ = ["PendingFrame", "SeriesState", "StreamState", "StreamTable"]
 

@@ -21,19 +21,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import zmq
 from numpy.typing import NDArray
 
 from livedenoise.clients.protocol import ErrorCode, SkipReason, StreamMode
+from livedenoise.clients.windowing import Block
 from livedenoise.server.engine.base import MODEL_MISMATCH, Engine
 from livedenoise.server.errors import EngineError
 from livedenoise.server.ingest.replies import Reply, end_reply, error_reply, frame_reply, skipped_reply
 from livedenoise.server.ingest.streams import PendingFrame, SeriesState, StreamState, StreamTable
 from livedenoise.server.settings import ServerSettings
-from livedenoise.clients.windowing import Block
 
 __all__ = ["InferenceWorker"]
 
@@ -63,7 +63,7 @@ class _Done:
     counter: str | None = None
 
 
-_Item = Union[_Job, _Done]
+_Item = _Job | _Done
 
 
 @dataclass
@@ -246,9 +246,14 @@ class InferenceWorker:
             if not window.done:
                 return False
             state.series.popleft()
-            items.append(_Done(state, end_reply(
-                series.identity, series.stream, series.series, series.end_meta, series.end_reason, self.instance
-            )))
+            items.append(
+                _Done(
+                    state,
+                    end_reply(
+                        series.identity, series.stream, series.series, series.end_meta, series.end_reason, self.instance
+                    ),
+                )
+            )
         return False
 
     # -- 2. inference (no lock) --------------------------------------------------------------------------
@@ -264,7 +269,9 @@ class InferenceWorker:
             try:
                 output = engine.infer(np.stack([job.block.window for job in group]))
             except EngineError as exc:
-                code = ErrorCode.MODEL_MISMATCH.value if exc.code == MODEL_MISMATCH else ErrorCode.INFERENCE_FAILED.value
+                code = (
+                    ErrorCode.MODEL_MISMATCH.value if exc.code == MODEL_MISMATCH else ErrorCode.INFERENCE_FAILED.value
+                )
                 logger.warning("engine %s failed on windows %s: %s", engine.model_id, shape, exc.message)
                 for job in group:
                     job.error = (code, f"model {engine.model_id!r}: {exc.message}")

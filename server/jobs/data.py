@@ -48,7 +48,9 @@ class TrainingData:
     def resolve(self, value: str) -> Path:
         """The real path of the movie ``value`` names; raises :class:`InvalidRequest` naming the problem."""
         if not isinstance(value, str) or not value.strip():
-            raise InvalidRequest("field 'data' must be a path under the data root or an uploaded data id, got an empty value")
+            raise InvalidRequest(
+                "field 'data' must be a path under the data root or an uploaded data id, got an empty value"
+            )
         root = self.root.resolve()
         if _UPLOAD_ID.match(value):
             matches = sorted(self.uploads.glob(f"{value}.*")) if self.uploads.is_dir() else []
@@ -72,7 +74,9 @@ class TrainingData:
         if not resolved.is_file():
             raise InvalidRequest(f"data {value!r} is not a file")
         if resolved.suffix.lower() not in MOVIE_SUFFIXES:
-            raise InvalidRequest(f"data {value!r} has suffix {resolved.suffix!r}; expected one of {list(MOVIE_SUFFIXES)}")
+            raise InvalidRequest(
+                f"data {value!r} has suffix {resolved.suffix!r}; expected one of {list(MOVIE_SUFFIXES)}"
+            )
         return resolved
 
     def store_upload(self, stream: IO[bytes], filename: str) -> DataRecord:

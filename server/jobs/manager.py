@@ -14,8 +14,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ def _age_s(started: str | None) -> float:
     if not started:
         return 0.0
     try:
-        return max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(started)).total_seconds())
+        return max(0.0, (datetime.now(UTC) - datetime.fromisoformat(started)).total_seconds())
     except ValueError:
         return 0.0
 
@@ -56,7 +56,7 @@ def _validate_training_config(method: str, config: dict[str, Any]) -> Any:
     from livedenoise.models.config import TrainConfig
 
     try:
-        return TrainConfig(method=method, **config)
+        return TrainConfig.model_validate({"method": method, **config})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'] if p not in ('method_config', method)) or 'config'}: "
@@ -124,7 +124,9 @@ class JobManager:
             if job.backend == self.backend.name and self.backend.attach(job.id, job.backend_ref):
                 with self._lock:
                     self._running.add(job.id)
-                    self._deadlines[job.id] = time.monotonic() + max(0.0, self.settings.job_max_seconds - _age_s(job.started))
+                    self._deadlines[job.id] = time.monotonic() + max(
+                        0.0, self.settings.job_max_seconds - _age_s(job.started)
+                    )
                 continue
             result = self.backend.result(job.id) if job.backend == self.backend.name else None
             if result is not None and result.get("output"):  # it finished while no server watched: keep its model
@@ -157,7 +159,9 @@ class JobManager:
                         self.backend.stop(job_id, self.stop_grace_s)
                 except Exception as exc:  # shutting down: record the job, whatever went wrong
                     logger.warning("job %s: could not stop or finalise it cleanly: %s", job_id, exc)
-                self.store.update(job_id, expect=JobState.RUNNING, state=JobState.FAILED, error=SHUTDOWN_ERROR, finished=utc_now())
+                self.store.update(
+                    job_id, expect=JobState.RUNNING, state=JobState.FAILED, error=SHUTDOWN_ERROR, finished=utc_now()
+                )
                 self.backend.forget(job_id)
             with self._lock:
                 self._running.clear()
@@ -175,11 +179,15 @@ class JobManager:
     ) -> JobRecord:
         """Queue a training job; raises :class:`InvalidRequest` naming a bad field."""
         if not isinstance(method, str) or not _METHOD.match(method):
-            raise InvalidRequest(f"field 'method' must be a method name like 'deepcad_rt' (lowercase, digits, _), got {method!r}")
+            raise InvalidRequest(
+                f"field 'method' must be a method name like 'deepcad_rt' (lowercase, digits, _), got {method!r}"
+            )
         config = dict(config or {})
         reserved = sorted(set(config) & _RESERVED_CONFIG)
         if reserved:
-            raise InvalidRequest(f"field 'config' may not set {reserved}: they are set by the server (use the request's fields)")
+            raise InvalidRequest(
+                f"field 'config' may not set {reserved}: they are set by the server (use the request's fields)"
+            )
         train = _validate_training_config(method, config)
         if train.time_budget_s is not None and train.time_budget_s > self.settings.job_max_seconds:
             raise InvalidRequest(
@@ -260,7 +268,9 @@ class JobManager:
                     poll = self.backend.poll(job_id)
                 except (KeyError, OSError) as exc:
                     logger.error("job %s: its process can no longer be watched: %s", job_id, exc)
-                    poll = BackendPoll(running=False, result={"error": f"the job's process could not be watched: {exc}"})
+                    poll = BackendPoll(
+                        running=False, result={"error": f"the job's process could not be watched: {exc}"}
+                    )
                 self._apply_events(job_id, poll.events)
                 if not poll.running:
                     self._running.discard(job_id)
@@ -272,7 +282,11 @@ class JobManager:
             except Exception as exc:  # a job must never stay `running` because its bookkeeping failed
                 logger.exception("job %s: finalising failed", job_id)
                 self.store.update(
-                    job_id, expect=JobState.RUNNING, state=JobState.FAILED, error=f"finalising the job failed: {exc}", finished=utc_now()
+                    job_id,
+                    expect=JobState.RUNNING,
+                    state=JobState.FAILED,
+                    error=f"finalising the job failed: {exc}",
+                    finished=utc_now(),
                 )
             self.backend.forget(job_id)
         self._start_queued()
@@ -291,9 +305,16 @@ class JobManager:
                     ref = self.backend.start(launch)
                 except (OSError, ValueError) as exc:
                     logger.error("job %s could not start: %s", job.id, exc)
-                    self.store.update(job.id, state=JobState.FAILED, error=f"could not start the training process: {exc}", finished=utc_now())
+                    self.store.update(
+                        job.id,
+                        state=JobState.FAILED,
+                        error=f"could not start the training process: {exc}",
+                        finished=utc_now(),
+                    )
                     continue
-                self.store.update(job.id, expect=JobState.QUEUED, state=JobState.RUNNING, started=utc_now(), backend_ref=ref)
+                self.store.update(
+                    job.id, expect=JobState.QUEUED, state=JobState.RUNNING, started=utc_now(), backend_ref=ref
+                )
                 self._running.add(job.id)
                 self._deadlines[job.id] = time.monotonic() + self.settings.job_max_seconds
 
@@ -301,12 +322,18 @@ class JobManager:
         # RLIMIT_AS breaks CUDA (it reserves huge address ranges): cap memory only where training runs on the CPU.
         device = str(config.get("device", "auto"))
         on_gpu = device.startswith("cuda") or (device == "auto" and Path("/dev/nvidia0").exists())
-        return JobLimits(nice=self.settings.job_nice, max_memory_bytes=None if on_gpu else self.settings.job_max_memory_bytes)
+        return JobLimits(
+            nice=self.settings.job_nice, max_memory_bytes=None if on_gpu else self.settings.job_max_memory_bytes
+        )
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         with self._lock:
-            late = [j for j, deadline in self._deadlines.items() if now > deadline and j in self._running and j not in self._cancelling]
+            late = [
+                j
+                for j, deadline in self._deadlines.items()
+                if now > deadline and j in self._running and j not in self._cancelling
+            ]
         for job_id in late:
             limit = self.settings.job_max_seconds
             logger.warning("job %s ran longer than %.0f s; stopping it", job_id, limit)
@@ -328,7 +355,7 @@ class JobManager:
                 self.store.update(job_id, expect=JobState.RUNNING, state=state, finished=utc_now(), **changes)
                 self.backend.forget(job_id)
 
-    def _apply_events(self, job_id: str, events: list[dict[str, Any]]) -> None:
+    def _apply_events(self, job_id: str, events: Sequence[dict[str, Any]]) -> None:
         changes: dict[str, Any] = {}
         for event in events:
             if event.get("event") != "progress":
@@ -350,13 +377,17 @@ class JobManager:
         if not output or poll.returncode not in (0, None):
             error = result.get("error") or self._crash_message(job_id, poll.returncode)
             logger.warning("job %s failed: %s", job_id, error)
-            self.store.update(job_id, expect=JobState.RUNNING, state=JobState.FAILED, error=str(error), finished=utc_now())
+            self.store.update(
+                job_id, expect=JobState.RUNNING, state=JobState.FAILED, error=str(error), finished=utc_now()
+            )
             return
         try:
             record = self.registry.add_path(Path(output), name=job.name or f"{job.method}-{job.id}")
         except LiveDenoiseError as exc:
             logger.warning("job %s exported an unusable model: %s", job_id, exc)
-            self.store.update(job_id, state=JobState.FAILED, error=f"exported model is invalid: {exc.message}", finished=utc_now())
+            self.store.update(
+                job_id, state=JobState.FAILED, error=f"exported model is invalid: {exc.message}", finished=utc_now()
+            )
             return
         changes: dict[str, Any] = {"model_id": record.id, "progress": 1.0}
         if isinstance(result.get("validation"), dict):
@@ -373,7 +404,9 @@ class JobManager:
                     logger.warning("job %s: activating model %s failed: %s", job_id, record.id, message)
                     changes["error"] = f"model {record.id} registered but activation failed: {message}"
         self.store.update(job_id, state=JobState.SUCCEEDED, finished=utc_now(), **changes)
-        logger.info("job %s succeeded: model %s%s", job_id, record.id, " (activated)" if changes.get("activated") else "")
+        logger.info(
+            "job %s succeeded: model %s%s", job_id, record.id, " (activated)" if changes.get("activated") else ""
+        )
 
     def _crash_message(self, job_id: str, returncode: int | None) -> str:
         output = self.backend.logs(job_id, 5).output.strip().splitlines()

@@ -61,7 +61,14 @@ def test_simulate_writes_movie_and_ground_truth(trained: Path) -> None:
 
 
 def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path, free_port: Callable[[], int]) -> None:
-    _run("denoise", str(trained / "noisy.tif"), "--model", str(trained / "model.onnx"), "--out", str(tmp_path / "offline.tif"))
+    _run(
+        "denoise",
+        str(trained / "noisy.tif"),
+        "--model",
+        str(trained / "model.onnx"),
+        "--out",
+        str(tmp_path / "offline.tif"),
+    )
     offline = read_movie(tmp_path / "offline.tif")
     assert offline.shape == (48, 37, 45) and offline.dtype == np.float32
 
@@ -103,6 +110,9 @@ def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path, fre
         except subprocess.TimeoutExpired:
             server.kill()
             raise
+        finally:
+            if server.stdout is not None:
+                server.stdout.close()
     assert code == 0
 
     streamed_movie = read_movie(tmp_path / "streamed.tif")
@@ -113,6 +123,8 @@ def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path, fre
 def test_bad_movie_gives_one_clear_line(tmp_path: Path) -> None:
     bad = tmp_path / "broken.tif"
     bad.write_bytes(b"II*\x00 this is not a tiff")
-    proc = subprocess.run([*CLI, "stream", str(bad), "--to", "tcp://127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*CLI, "stream", str(bad), "--to", "tcp://127.0.0.1:1"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert "broken.tif" in proc.stderr and "Traceback" not in proc.stderr

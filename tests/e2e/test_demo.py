@@ -29,7 +29,15 @@ def test_demo_runs_end_to_end_and_reports(tmp_path: Path) -> None:
     assert proc.returncode in (0, 1), proc.stderr
     lines = proc.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
-    for key in ("frames_in", "frames_out", "psnr_noisy", "psnr_denoised", "psnr_best_baseline", "fps", "latency_ms_p50"):
+    for key in (
+        "frames_in",
+        "frames_out",
+        "psnr_noisy",
+        "psnr_denoised",
+        "psnr_best_baseline",
+        "fps",
+        "latency_ms_p50",
+    ):
         assert key in summary, key
     assert summary["frames_in"] == summary["frames_out"] == 64
     assert (proc.returncode == 0) == (summary["psnr_denoised"] > summary["psnr_best_baseline"])

@@ -29,8 +29,14 @@ TINY = {
     "deepcad_rt": {"patch_t": 8, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 2},
     "deepcad": {"patch_t": 8, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 2},
     "deepinterpolation": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 3},
-    "support": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "unet_channels": [4, 8, 16], "blind_channels": 8,
-                "depth": 3},
+    "support": {
+        "pre_post_frame": 3,
+        "patch_xy": 16,
+        "batch_size": 4,
+        "unet_channels": [4, 8, 16],
+        "blind_channels": 8,
+        "depth": 3,
+    },
 }
 
 

@@ -23,8 +23,6 @@ from livedenoise.server.ingest.service import IngestService
 from livedenoise.server.settings import ServerSettings
 
 
-
-
 class ThreadServer(uvicorn.Server):
     """uvicorn on a worker thread: no signal handling (the test process owns its signals)."""
 
@@ -51,8 +49,6 @@ def serve_in_thread(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-
-
 
 
 @pytest.fixture
@@ -85,7 +81,11 @@ def start_server(settings: ServerSettings, ingest: IngestService) -> Iterator[Ca
 
     def start(*, token: str | None = None, with_ingest: bool = True, ingest_timeout_s: float = 10.0) -> str:
         s = settings.model_copy(update={"api_token": token}) if token else settings
-        client = IngestControlClient(ingest.control_endpoint, ingest.control_secret, timeout_s=ingest_timeout_s) if with_ingest else None
+        client = (
+            IngestControlClient(ingest.control_endpoint, ingest.control_secret, timeout_s=ingest_timeout_s)
+            if with_ingest
+            else None
+        )
         return stack.enter_context(serve_in_thread(create_app(s, ingest=client)))
 
     with stack:
@@ -115,7 +115,9 @@ def tiny_movie(settings: ServerSettings) -> str:
     return "movies/tiny.npy"
 
 
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.1, what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.1, what: str = "condition"
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -133,7 +135,16 @@ def wait() -> Callable[..., Any]:
 
 
 # Small enough for ~seconds on 2 CPU cores: 1 epoch of 2 patches of 8x16x16 through a 2-level, 4-channel U-Net.
-TINY_CONFIG = {"epochs": 1, "patch_t": 8, "patch_xy": 16, "batch_size": 1, "patches_per_epoch": 2, "base_channels": 4, "levels": 2, "device": "cpu"}
+TINY_CONFIG = {
+    "epochs": 1,
+    "patch_t": 8,
+    "patch_xy": 16,
+    "batch_size": 1,
+    "patches_per_epoch": 2,
+    "base_channels": 4,
+    "levels": 2,
+    "device": "cpu",
+}
 # Runs until cancelled (far more work than any test waits for).
 LONG_CONFIG = {**TINY_CONFIG, "epochs": 500, "patches_per_epoch": 64}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -21,7 +21,9 @@ def test_a_foreign_host_header_is_refused_on_a_loopback_server(server: str) -> N
     assert httpx.get(f"{server}/v1/status").status_code == 200  # 127.0.0.1 itself
 
 
-def test_browser_requests_from_a_foreign_origin_are_refused(settings: ServerSettings, serve_app: Callable[..., Any]) -> None:
+def test_browser_requests_from_a_foreign_origin_are_refused(
+    settings: ServerSettings, serve_app: Callable[..., Any]
+) -> None:
     allowed = settings.model_copy(update={"allowed_origins": ["http://dashboard.lab:9000"]})
     with serve_app(create_app(allowed)) as url:
         port = url.rsplit(":", 1)[1]

@@ -10,7 +10,7 @@ from livedenoise.clients.control import ControlClient
 from livedenoise.clients.stream import StreamClient
 from livedenoise.server.ingest.service import IngestService
 
-LINE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{[^}]*\})? (?P<value>\S+)$')
+LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{[^}]*\})? (?P<value>\S+)$")
 
 
 def parse(text: str) -> dict[str, float]:

@@ -3,7 +3,8 @@ real server: no generated request, valid or not, gets a 5xx, and every response 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings

@@ -37,7 +37,9 @@ def _env(home: Path, http_port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def _wait_status(control: ControlClient, proc: subprocess.Popen[bytes], timeout_s: float, pid_not: int | None = None) -> dict:
+def _wait_status(
+    control: ControlClient, proc: subprocess.Popen[bytes], timeout_s: float, pid_not: int | None = None
+) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"server exited with code {proc.returncode}"
@@ -52,7 +54,9 @@ def _wait_status(control: ControlClient, proc: subprocess.Popen[bytes], timeout_
 
 
 @pytest.mark.slow
-def test_serve_starts_both_processes_restarts_ingest_and_stops_on_sigterm(tmp_path: Path, free_port, model_file) -> None:
+def test_serve_starts_both_processes_restarts_ingest_and_stops_on_sigterm(
+    tmp_path: Path, free_port, model_file
+) -> None:
     home, port = tmp_path / "home", free_port()
     log = (tmp_path / "server.out").open("wb")
     proc = subprocess.Popen(
@@ -73,7 +77,10 @@ def test_serve_starts_both_processes_restarts_ingest_and_stops_on_sigterm(tmp_pa
             assert (token_file.stat().st_mode & 0o777) == 0o600
             load = f"http://127.0.0.1:{port}/v1/models/m-000000000000/load"
             assert httpx.post(load).status_code == 401
-            assert httpx.post(load, headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}).status_code == 404
+            assert (
+                httpx.post(load, headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}).status_code
+                == 404
+            )
             ingest_pid = status.pid
             assert ingest_pid != proc.pid and not _gone(ingest_pid)
             model_id = status.model.id

@@ -17,10 +17,6 @@ from livedenoise.server.ingest.service import IngestService
 from livedenoise.server.settings import ServerSettings
 
 
-
-
-
-
 class Reply:
     """A decoded reply: header plus the float32 frame (None for replies without pixels)."""
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,7 +54,11 @@ def _check(done: subprocess.CompletedProcess[str], model: Path) -> None:
 
 
 def test_the_c_sender_streams_a_series(
-    sender: Path, settings: ServerSettings, tmp_path: Path, onnx_models: ModuleType, run_service: Callable[..., IngestService]
+    sender: Path,
+    settings: ServerSettings,
+    tmp_path: Path,
+    onnx_models: ModuleType,
+    run_service: Callable[..., IngestService],
 ) -> None:
     model = onnx_models.make_mix_model(tmp_path / "mix.onnx", WindowSpec(2, 2, 1))
     service = run_service(settings, model, "mix")
@@ -61,7 +66,11 @@ def test_the_c_sender_streams_a_series(
 
 
 def test_the_c_sender_with_curve_keys(
-    sender: Path, settings: ServerSettings, tmp_path: Path, onnx_models: ModuleType, run_service: Callable[..., IngestService]
+    sender: Path,
+    settings: ServerSettings,
+    tmp_path: Path,
+    onnx_models: ModuleType,
+    run_service: Callable[..., IngestService],
 ) -> None:
     model = onnx_models.make_mix_model(tmp_path / "mix.onnx", WindowSpec(2, 2, 1))
     _, server_secret = create_key_pair(tmp_path / "keys", "server")
@@ -69,7 +78,9 @@ def test_the_c_sender_with_curve_keys(
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     shutil.copy(rig_public, allowed)
-    service = run_service(settings.model_copy(update={"curve_secret_key": server_secret, "curve_clients_dir": allowed}), model, "mix")
+    service = run_service(
+        settings.model_copy(update={"curve_secret_key": server_secret, "curve_clients_dir": allowed}), model, "mix"
+    )
     rig = load_key_pair(rig_secret)
     keys = (load_public_key(server_secret).decode(), rig.public.decode(), rig.secret.decode())
     _check(_run(sender, service.zmq_endpoint, *keys), model)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,7 +107,10 @@ def test_a_series_belongs_to_the_client_that_opened_it(
 
 
 def test_without_keys_frames_must_come_from_the_starting_connection_and_a_new_start_takes_over(
-    settings: ServerSettings, model_path: Path, run_service: Callable[..., IngestService], make_sender: Callable[[str], Any]
+    settings: ServerSettings,
+    model_path: Path,
+    run_service: Callable[..., IngestService],
+    make_sender: Callable[[str], Any],
 ) -> None:
     service = run_service(settings, model_path, "mix")
     first, second = make_sender(service.zmq_endpoint), make_sender(service.zmq_endpoint)
@@ -150,8 +154,12 @@ def test_the_preview_port_is_authenticated_too(
         anonymous.close()
 
 
-def test_off_loopback_curve_is_on_with_a_server_key_created_once(tmp_path: Path, run_service: Callable[..., IngestService]) -> None:
-    settings = ServerSettings(home=tmp_path / "home", bind="0.0.0.0", api_token="t" * 32, zmq_port=0, pub_port=0, control_port=0)
+def test_off_loopback_curve_is_on_with_a_server_key_created_once(
+    tmp_path: Path, run_service: Callable[..., IngestService]
+) -> None:
+    settings = ServerSettings(
+        home=tmp_path / "home", bind="0.0.0.0", api_token="t" * 32, zmq_port=0, pub_port=0, control_port=0
+    )
     service = run_service(settings)
     assert service.status().authentication == "curve"
     key = tmp_path / "home" / "keys" / "server.key_secret"

@@ -4,9 +4,10 @@ error reply; the threads live on and serving goes on."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,15 @@ def model_path(tmp_path: Path, onnx_models: ModuleType) -> Path:
 
 
 def _frame_header(**fields: Any) -> bytes:
-    obj = {"proto": "frames/1", "type": "frame", "stream": "cam", "series": "s", "index": 0, "dtype": "<u2", "shape": list(SHAPE)}
+    obj = {
+        "proto": "frames/1",
+        "type": "frame",
+        "stream": "cam",
+        "series": "s",
+        "index": 0,
+        "dtype": "<u2",
+        "shape": list(SHAPE),
+    }
     obj.update(fields)
     return json.dumps(obj, ensure_ascii=False).encode()
 
@@ -44,7 +53,10 @@ def _assert_serves(sender: Any, stream: str) -> None:
 
 
 def test_one_message_stops_are_refusals_and_the_threads_live_on(
-    settings: ServerSettings, model_path: Path, run_service: Callable[..., IngestService], make_sender: Callable[[str], Any]
+    settings: ServerSettings,
+    model_path: Path,
+    run_service: Callable[..., IngestService],
+    make_sender: Callable[[str], Any],
 ) -> None:
     service = run_service(settings, model_path, "mix")
     sender = make_sender(service.zmq_endpoint)
@@ -123,16 +135,23 @@ class ShortEngine:
 
 
 def test_a_broken_engine_output_still_gives_every_frame_one_reply(
-    settings: ServerSettings, model_path: Path, run_service: Callable[..., IngestService], make_sender: Callable[[str], Any]
+    settings: ServerSettings,
+    model_path: Path,
+    run_service: Callable[..., IngestService],
+    make_sender: Callable[[str], Any],
 ) -> None:
-    service = run_service(settings.model_copy(update={"max_batch": 1}), engine=ShortEngine(load_engine(model_path, "cpu", "mix")))
+    service = run_service(
+        settings.model_copy(update={"max_batch": 1}), engine=ShortEngine(load_engine(model_path, "cpu", "mix"))
+    )
     sender = make_sender(service.zmq_endpoint)
     sender.start("cam", "s", SHAPE, "<u2")
     for i in range(4):
         sender.frame("cam", "s", i, np.full(SHAPE, i, np.uint16))
     sender.end("cam", "s")
     replies = sender.until_end("cam", "s")
-    assert [(r.type, r.header.code, r.header.index) for r in replies[:-1]] == [("error", "internal", i) for i in range(4)]
+    assert [(r.type, r.header.code, r.header.index) for r in replies[:-1]] == [
+        ("error", "internal", i) for i in range(4)
+    ]
     assert service.threads()["worker"]
     assert service.status().streams["cam"].errors == 4
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 from livedenoise.clients.model_spec import WindowSpec
 from livedenoise.clients.status import ServedModel, WindowInfo
+from livedenoise.clients.windowing import reflect_position
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.engine.offline import denoise_movie
 from livedenoise.server.errors import InvalidModel, LiveDenoiseError, UnknownModel
@@ -21,7 +23,6 @@ from livedenoise.server.ingest.control import IngestControlClient
 from livedenoise.server.ingest.service import IngestService, run_ingest
 from livedenoise.server.registry import ModelRegistry
 from livedenoise.server.settings import ServerSettings
-from livedenoise.clients.windowing import reflect_position
 
 WINDOW_A = WindowSpec(2, 2, 1)
 WINDOW_B = WindowSpec(1, 3, 2, spatial_multiple=2)
@@ -191,7 +192,9 @@ def test_model_mismatch_answers_each_frame(
         replies.append(sender.recv())
     wrong = [r for r in replies if r.header.stream == "wrong" and r.type != "end"]
     small = [r for r in replies if r.header.stream == "small" and r.type != "end"]
-    assert [(r.type, r.header.code, r.header.index) for r in wrong] == [("error", "model_mismatch", i) for i in range(5)]
+    assert [(r.type, r.header.code, r.header.index) for r in wrong] == [
+        ("error", "model_mismatch", i) for i in range(5)
+    ]
     assert "static" in (wrong[0].header.message or "")
     assert [(r.type, r.header.index) for r in small] == [("frame", i) for i in range(5)]
 

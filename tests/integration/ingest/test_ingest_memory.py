@@ -4,9 +4,10 @@ one budget bounds buffered frames and unread replies, and idle series give their
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,7 +27,10 @@ def model_path(tmp_path: Path, onnx_models: ModuleType) -> Path:
 
 
 def test_an_oversize_payload_closes_its_connection_and_is_never_buffered(
-    settings: ServerSettings, model_path: Path, run_service: Callable[..., IngestService], make_sender: Callable[[str], Any]
+    settings: ServerSettings,
+    model_path: Path,
+    run_service: Callable[..., IngestService],
+    make_sender: Callable[[str], Any],
 ) -> None:
     service = run_service(settings.model_copy(update={"max_frame_bytes": 16 * 16 * 2}), model_path, "mix")
     attacker, camera = make_sender(service.zmq_endpoint), make_sender(service.zmq_endpoint)
@@ -79,7 +83,10 @@ def test_the_byte_budget_refuses_with_server_busy_and_loses_nothing_accepted(
 
 
 def test_an_idle_series_is_closed_and_frees_its_slot(
-    settings: ServerSettings, model_path: Path, run_service: Callable[..., IngestService], make_sender: Callable[[str], Any]
+    settings: ServerSettings,
+    model_path: Path,
+    run_service: Callable[..., IngestService],
+    make_sender: Callable[[str], Any],
 ) -> None:
     limits = {"series_idle_timeout_s": 0.3, "max_streams": 1}
     service = run_service(settings.model_copy(update=limits), model_path, "mix")
@@ -114,7 +121,9 @@ def _fill_then_read(service: IngestService, sock: zmq.Socket[Any], shape: tuple[
     sock.setsockopt(zmq.RCVHWM, 4)
     sock.setsockopt(zmq.RCVBUF, 64 * 1024)
     sock.connect(service.zmq_endpoint)
-    sock.send_multipart([b'{"proto":"frames/1","type":"start","stream":"cam","series":"s","dtype":"<u2","shape":[64,64]}', b""])
+    sock.send_multipart(
+        [b'{"proto":"frames/1","type":"start","stream":"cam","series":"s","dtype":"<u2","shape":[64,64]}', b""]
+    )
     pixels = np.zeros(shape, np.uint16)
     for i in range(n):
         sock.send_multipart(frame_message(Header(type=MessageType.FRAME, stream="cam", series="s", index=i), pixels))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,7 +55,13 @@ def test_each_bad_message_gets_its_error_and_the_good_stream_is_intact(
         ([header(index=0, series="other"), good_payload], "no_start", "'other'", "good", 0),
         # Announced too large: refused from the header (a payload that large would close the connection).
         ([header(index=100, shape=[128, 128]), good_payload], "frame_too_large", "32768", "good", 100),
-        ([header(type="start", stream="huge", shape=[128, 128]), b""], "frame_too_large", "max_frame_bytes", "huge", None),
+        (
+            [header(type="start", stream="huge", shape=[128, 128]), b""],
+            "frame_too_large",
+            "max_frame_bytes",
+            "huge",
+            None,
+        ),
         ([header(type="skipped", index=100), b""], "bad_type", "skipped", "good", 100),
         ([header(type="start", stream="cam2", meta={"mode": "fast"}), b""], "bad_field", "mode", "cam2", None),
         ([header(type="start", stream="cam3"), b""], "too_many_streams", "max_streams", "cam3", None),

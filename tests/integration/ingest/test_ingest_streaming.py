@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +25,9 @@ def model_path(tmp_path: Path, onnx_models: ModuleType) -> Path:
     return onnx_models.make_mix_model(tmp_path / "mix.onnx", WindowSpec(3, 1, 2, spatial_multiple=4), levels=2)
 
 
-def assert_frames(replies: list[Any], stream: str, series: str, indices: list[int], expected: np.ndarray, model: str) -> None:
+def assert_frames(
+    replies: list[Any], stream: str, series: str, indices: list[int], expected: np.ndarray, model: str
+) -> None:
     frames = [r for r in replies if r.type != "end"]
     assert [r.header.index for r in frames] == indices, "one reply per accepted index, in order"
     assert all(r.type == "frame" for r in frames), [r for r in frames if r.type != "frame"][:3]

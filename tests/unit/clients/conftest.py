@@ -77,7 +77,14 @@ class FakeIngest:
         self.sock.send_multipart([ident, *parts])
 
     def _error(self, ident: bytes, header: Header, code: str, message: str) -> None:
-        reply = Header(type=MessageType.ERROR, stream=header.stream, series=header.series, index=header.index, code=code, message=message)
+        reply = Header(
+            type=MessageType.ERROR,
+            stream=header.stream,
+            series=header.series,
+            index=header.index,
+            code=code,
+            message=message,
+        )
         self._send(ident, control_message(reply))
 
     def _answer(self, ident: bytes, header: Header, frame: np.ndarray, again: bool = True) -> None:
@@ -91,7 +98,10 @@ class FakeIngest:
         if index in f.fail:
             self._error(ident, header, f.fail[index], f"engine failed on frame {index}")
         elif index in f.skip:
-            self._send(ident, control_message(replace(header, type=MessageType.SKIPPED, reason="backlog", dtype=None, shape=None)))
+            self._send(
+                ident,
+                control_message(replace(header, type=MessageType.SKIPPED, reason="backlog", dtype=None, shape=None)),
+            )
         else:
             out = (2.0 * frame.astype(np.float32) + 1.0).astype("<f4")
             self._send(ident, frame_message(replace(header, type=MessageType.FRAME, model="fake", latency_ms=1.5), out))
@@ -112,7 +122,10 @@ class FakeIngest:
             header = decode_header(raw)
             check_payload(header, len(payload))
         except ProtocolError as exc:
-            self._send(ident, control_message(Header(type=MessageType.ERROR, stream="?", code=exc.code.value, message=str(exc))))
+            self._send(
+                ident,
+                control_message(Header(type=MessageType.ERROR, stream="?", code=exc.code.value, message=str(exc))),
+            )
             return
         f = self.faults
         if header.type is MessageType.START:

@@ -91,7 +91,9 @@ def test_bad_training_option_is_refused_before_the_movie_is_read(tmp_path: Path)
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert "bs_size=2 must be odd" in proc.stderr and "Traceback" not in proc.stderr and "missing.tif" not in proc.stderr
+    assert (
+        "bs_size=2 must be odd" in proc.stderr and "Traceback" not in proc.stderr and "missing.tif" not in proc.stderr
+    )
 
 
 def test_keys_create_writes_a_pair_and_stream_needs_both_key_files(tmp_path, capsys) -> None:

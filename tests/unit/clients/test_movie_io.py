@@ -68,7 +68,9 @@ def test_real_extra_dims_are_refused_naming_the_shape(tmp_path):
     movie = _movie("uint16", (3, 2, 10, 11))
     tifffile.imwrite(tmp_path / "two_channels.ome.tif", movie, ome=True, metadata={"axes": "TCYX"})
     np.save(tmp_path / "4d.npy", movie)
-    with pytest.raises(ValueError, match=r"two_channels\.ome\.tif: movie has shape \(3, 2, 10, 11\) \(axes 'TCYX'\).*channels, z"):
+    with pytest.raises(
+        ValueError, match=r"two_channels\.ome\.tif: movie has shape \(3, 2, 10, 11\) \(axes 'TCYX'\).*channels, z"
+    ):
         read_movie(tmp_path / "two_channels.ome.tif")
     with pytest.raises(ValueError, match=r"4d\.npy: movie has shape \(3, 2, 10, 11\)"):
         read_movie(tmp_path / "4d.npy")

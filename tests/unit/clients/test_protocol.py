@@ -33,9 +33,15 @@ FIELDS = ("proto", "type", "stream", "series", "index", "t_ns", "dtype", "shape"
 @st.composite
 def near_valid_headers(draw: st.DrawFn) -> bytes:
     """Mostly well-formed frame headers with some fields replaced by arbitrary JSON."""
-    obj: dict[str, Any] = {"proto": "frames/1", "type": draw(st.sampled_from(["start", "frame", "end", "error"])),
-                           "stream": draw(st.text(min_size=0, max_size=200)), "series": draw(st.text(max_size=200)),
-                           "index": draw(st.integers(-5, 2**70)), "dtype": "<u2", "shape": [4, 4]}
+    obj: dict[str, Any] = {
+        "proto": "frames/1",
+        "type": draw(st.sampled_from(["start", "frame", "end", "error"])),
+        "stream": draw(st.text(min_size=0, max_size=200)),
+        "series": draw(st.text(max_size=200)),
+        "index": draw(st.integers(-5, 2**70)),
+        "dtype": "<u2",
+        "shape": [4, 4],
+    }
     for key in draw(st.lists(st.sampled_from(FIELDS), max_size=4)):
         obj[key] = draw(json_values)
     return json.dumps(obj, ensure_ascii=draw(st.booleans())).encode()
@@ -74,9 +80,21 @@ def test_near_valid_headers_decode_or_refuse_and_any_accepted_one_can_be_answere
     [
         (b"[" * 3000 + b"]" * 3000, "header_too_large", "6000"),
         (b"[" * 2000 + b"]" * 2000, "bad_json", "deeply"),
-        (json.dumps({"proto": "frames/1", "type": "end", "stream": "s", "series": "x" * 129}).encode(), "bad_field", "'series'"),
-        (json.dumps({"proto": "frames/1", "type": "end", "stream": "s", "meta": {"v": float("nan")}}).encode(), "bad_field", "NaN"),
-        (json.dumps({"proto": "frames/1", "type": "end", "stream": "s", "meta": {"n": [1e5] * 400}}).encode(), "bad_field", "meta"),
+        (
+            json.dumps({"proto": "frames/1", "type": "end", "stream": "s", "series": "x" * 129}).encode(),
+            "bad_field",
+            "'series'",
+        ),
+        (
+            json.dumps({"proto": "frames/1", "type": "end", "stream": "s", "meta": {"v": float("nan")}}).encode(),
+            "bad_field",
+            "NaN",
+        ),
+        (
+            json.dumps({"proto": "frames/1", "type": "end", "stream": "s", "meta": {"n": [1e5] * 400}}).encode(),
+            "bad_field",
+            "meta",
+        ),
     ],
 )
 def test_refusals_name_the_problem(raw: bytes, code: str, word: str) -> None:

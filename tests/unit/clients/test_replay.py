@@ -29,7 +29,9 @@ def test_replay_from_tif_file(tmp_path, fake_ingest, movie):
 def test_replay_loops_past_the_end_of_the_movie(fake_ingest, movie):
     server = fake_ingest(lag=1)
     fractions: list[float] = []
-    result = replay_movie(movie, server.endpoint, 500.0, loop=True, max_frames=30, progress=fractions.append, timeout_s=5)
+    result = replay_movie(
+        movie, server.endpoint, 500.0, loop=True, max_frames=30, progress=fractions.append, timeout_s=5
+    )
     assert result.frames_in == result.frames_out == 30
     assert result.frames.shape == (0, 24, 20)  # looping runs keep counts and latencies, not pixels
     assert [i for _, i in server.seen.frames] == list(range(30))

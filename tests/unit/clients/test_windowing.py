@@ -104,7 +104,9 @@ def test_spec_change_between_blocks_uses_each_spec_from_next_position() -> None:
     assert all(blk.spec == a for blk in blocks[:switch]) and all(blk.spec == b for blk in blocks[switch:])
     for blk in blocks:
         s = blk.start
-        expected = [reflect_position(p, 20) for p in range(s - blk.spec.before, s + blk.spec.out_frames + blk.spec.after)]
+        expected = [
+            reflect_position(p, 20) for p in range(s - blk.spec.before, s + blk.spec.out_frames + blk.spec.after)
+        ]
         assert list(blk.positions) == expected
     assert starts[switch + 1] - starts[switch] == 2
 

@@ -11,10 +11,6 @@ from livedenoise.clients.model_spec import WindowSpec
 from livedenoise.server.settings import ServerSettings
 
 
-
-
-
-
 @pytest.fixture
 def model_file(tmp_path: Path, onnx_models: ModuleType):
     """Factory: a valid tiny model file (``seed`` changes the weights, hence the id)."""

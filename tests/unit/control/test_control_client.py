@@ -34,7 +34,10 @@ def test_unreachable_server() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with ControlClient("http://server", transport=httpx.MockTransport(handler)) as client, pytest.raises(ControlError) as info:
+    with (
+        ControlClient("http://server", transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(ControlError) as info,
+    ):
         client.status()
     assert info.value.code == "unreachable" and info.value.status == 0 and "http://server" in info.value.message
 
@@ -64,8 +67,15 @@ def test_wait_job_polls_until_terminal_or_times_out() -> None:
     with ControlClient("http://server", transport=httpx.MockTransport(handler)) as client:
         assert client.wait_job("j-1", timeout=5, poll=0.001).state == "succeeded"
 
-    stuck = httpx.MockTransport(lambda r: httpx.Response(200, json={"id": "j-2", "state": "running", "method": "m", "data": "d", "progress": 0.5}))
-    with ControlClient("http://server", transport=stuck) as client, pytest.raises(ControlTimeout, match="still running"):
+    stuck = httpx.MockTransport(
+        lambda r: httpx.Response(
+            200, json={"id": "j-2", "state": "running", "method": "m", "data": "d", "progress": 0.5}
+        )
+    )
+    with (
+        ControlClient("http://server", transport=stuck) as client,
+        pytest.raises(ControlTimeout, match="still running"),
+    ):
         client.wait_job("j-2", timeout=0.05, poll=0.01)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,13 +58,19 @@ def test_running_job_whose_process_is_gone_fails_at_restart(settings: ServerSett
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     store = JobStore(settings.jobs_db)
-    store.insert(JobRecord(id="j-crashed", method="deepcad_rt", data="x.npy", state=JobState.RUNNING, backend_ref=str(dead.pid)))
+    store.insert(
+        JobRecord(id="j-crashed", method="deepcad_rt", data="x.npy", state=JobState.RUNNING, backend_ref=str(dead.pid))
+    )
     store.insert(JobRecord(id="j-waiting", method="deepcad_rt", data="x.npy", state=JobState.QUEUED))
     store.close()
 
     # A pid that is alive but is not this job's worker (this test process) must not be adopted either.
     store = JobStore(settings.jobs_db)
-    store.insert(JobRecord(id="j-reused-pid", method="deepcad_rt", data="x.npy", state=JobState.RUNNING, backend_ref=str(os.getpid())))
+    store.insert(
+        JobRecord(
+            id="j-reused-pid", method="deepcad_rt", data="x.npy", state=JobState.RUNNING, backend_ref=str(os.getpid())
+        )
+    )
     store.close()
 
     manager = JobManager(settings, ModelRegistry(settings.models_dir), max_running=1)
@@ -92,7 +97,9 @@ def test_a_job_that_finished_while_the_server_was_down_keeps_its_model(settings:
     shutil.copy(model_file(seed=4), output)
     (job_dir / "result.json").write_text(json.dumps({"output": str(output), "validation": {"model_gain_db": 9.5}}))
     store = JobStore(settings.jobs_db)
-    store.insert(JobRecord(id="j-finished", method="deepcad_rt", data="x.npy", state=JobState.RUNNING, backend_ref=str(dead.pid)))
+    store.insert(
+        JobRecord(id="j-finished", method="deepcad_rt", data="x.npy", state=JobState.RUNNING, backend_ref=str(dead.pid))
+    )
     store.close()
 
     manager = JobManager(settings, ModelRegistry(settings.models_dir))

@@ -22,7 +22,9 @@ def test_round_trip_and_persistence(tmp_path: Path) -> None:
     got = reopened.get("j-1")
     assert got.state is JobState.RUNNING and got.progress == 0.5 and got.epoch == 1 and got.loss == 0.25
     assert got.config == {"epochs": 2, "lr": 1e-3} and got.activate is True and got.activated is False
-    assert (tmp_path / "jobs.sqlite-wal").exists() or reopened._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert (tmp_path / "jobs.sqlite-wal").exists() or reopened._conn.execute("PRAGMA journal_mode").fetchone()[
+        0
+    ] == "wal"
 
 
 def test_conditional_update_only_from_expected_state(tmp_path: Path) -> None:

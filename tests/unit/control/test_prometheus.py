@@ -10,7 +10,9 @@ import pytest
 from livedenoise.clients.status import IngestStatus, StatusError
 from livedenoise.server.prometheus import render_metrics
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (?P<value>-?[0-9.eE+-]+|NaN|[+-]Inf)$')
+SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (?P<value>-?[0-9.eE+-]+|NaN|[+-]Inf)$'
+)
 
 
 def parse(text: str) -> dict[str, float]:
@@ -34,8 +36,16 @@ def parse(text: str) -> dict[str, float]:
     return samples
 
 
-def _stream(frames_in: int, frames_out: int, skipped: int, errors: int, rejected: int, fps: float,
-            p50: float | None, p99: float | None) -> dict[str, object]:
+def _stream(
+    frames_in: int,
+    frames_out: int,
+    skipped: int,
+    errors: int,
+    rejected: int,
+    fps: float,
+    p50: float | None,
+    p99: float | None,
+) -> dict[str, object]:
     return {"series": "s", "mode": "lossless", "shape": [8, 8], "dtype": "<u2", "open": True, "frames_in": frames_in,
             "frames_out": frames_out, "skipped": skipped, "errors": errors, "rejected": rejected, "series_started": 1,
             "backlog": 0, "fps_in": fps, "fps_out": fps - 0.25, "latency_ms_p50": p50, "latency_ms_p99": p99}  # fmt: skip
@@ -51,7 +61,11 @@ def status_doc(model: dict[str, object] | None, streams: dict[str, object]) -> d
             "streams": streams, "totals": {**totals, "frames_in": 11, "rejected_by_code": {"bad_json": 3}}}  # fmt: skip
 
 
-MODEL = {"id": "m-0123456789ab", "method": "test_mix", "window": {"before": 1, "after": 1, "out_frames": 1, "spatial_multiple": 1}}
+MODEL = {
+    "id": "m-0123456789ab",
+    "method": "test_mix",
+    "window": {"before": 1, "after": 1, "out_frames": 1, "spatial_multiple": 1},
+}
 STATUS = IngestStatus.from_dict(status_doc(MODEL, {
     "cam-1": _stream(10, 8, 1, 1, 2, 9.5, 3.5, 7.25),
     'odd"name': _stream(1, 1, 0, 0, 0, 0.25, None, None),

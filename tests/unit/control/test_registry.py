@@ -153,7 +153,10 @@ def test_upload_over_the_size_limit_is_refused_and_nothing_kept(tmp_path: Path, 
         registry.add_path(source)
 
     assert registry.list() == [] and _files(tmp_path / "models") == []
-    assert ModelRegistry(tmp_path / "models", max_bytes=source.stat().st_size).add_path(source).size == source.stat().st_size
+    assert (
+        ModelRegistry(tmp_path / "models", max_bytes=source.stat().st_size).add_path(source).size
+        == source.stat().st_size
+    )
 
 
 def test_the_check_runs_in_a_limited_child_process(tmp_path: Path, model_file, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,9 +4,9 @@ longer than any command takes), not only one that exited; /v1/health reports wha
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
+from typing import Any
 
 from livedenoise.server.errors import IngestUnavailable
 from livedenoise.server.ingest.liveness import IngestState

@@ -16,8 +16,17 @@ def tiny_movie() -> SyntheticMovie:
 
 @pytest.fixture(scope="session")
 def tiny_config() -> TrainConfig:
-    return TrainConfig(patch_t=8, patch_xy=32, batch_size=2, epochs=3, patches_per_epoch=12, base_channels=8,
-                       levels=3, device="cpu", seed=7)
+    return TrainConfig(
+        patch_t=8,
+        patch_xy=32,
+        batch_size=2,
+        epochs=3,
+        patches_per_epoch=12,
+        base_channels=8,
+        levels=3,
+        device="cpu",
+        seed=7,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -95,14 +95,24 @@ def test_unknown_method_lists_known_ones() -> None:
 
 
 def test_a_field_of_another_method_is_named_with_the_valid_ones() -> None:
-    with pytest.raises(ValidationError, match=r"unknown field\(s\) 'patch_t' for method 'support'; its fields: .*bs_size"):
+    with pytest.raises(
+        ValidationError, match=r"unknown field\(s\) 'patch_t' for method 'support'; its fields: .*bs_size"
+    ):
         TrainConfig(method="support", patch_t=16)
 
 
 @pytest.mark.parametrize(
     "bad",
-    [{"lr": 0}, {"betas": (0.5, 1.0)}, {"device": "tpu"}, {"batch_size": 0}, {"patch_size": 3}, {"epochs": 0},
-     {"time_budget_s": -1}, {"loss": "huber"}],
+    [
+        {"lr": 0},
+        {"betas": (0.5, 1.0)},
+        {"device": "tpu"},
+        {"batch_size": 0},
+        {"patch_size": 3},
+        {"epochs": 0},
+        {"time_budget_s": -1},
+        {"loss": "huber"},
+    ],
 )
 def test_bad_fields_are_rejected(bad: dict) -> None:
     with pytest.raises(ValidationError, match=next(iter(bad))):

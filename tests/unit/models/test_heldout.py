@@ -157,8 +157,12 @@ def test_best_filter_and_report() -> None:
 
     report = heldout.heldout_report(12.5, scores)
     assert report == heldout.HeldoutReport(
-        model_gain_db=12.5, best_filter="gaussian_3d(1,1,1)", best_filter_gain_db=11.0, margin_db=1.5,
-        min_margin_db=0.0, beats_floor=True,
+        model_gain_db=12.5,
+        best_filter="gaussian_3d(1,1,1)",
+        best_filter_gain_db=11.0,
+        margin_db=1.5,
+        min_margin_db=0.0,
+        beats_floor=True,
     )
     assert json.loads(json.dumps(report.to_dict())) == report.to_dict()
     assert not heldout.heldout_report(12.5, scores, min_margin_db=2.0).beats_floor

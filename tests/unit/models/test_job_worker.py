@@ -15,8 +15,16 @@ import pytest
 from livedenoise.clients.model_spec import ModelSpec
 from livedenoise.models.synthetic import simulate_calcium_movie
 
-CONFIG = {"patch_t": 8, "patch_xy": 16, "batch_size": 1, "epochs": 2, "patches_per_epoch": 3, "base_channels": 4,
-          "levels": 3, "device": "cpu"}
+CONFIG = {
+    "patch_t": 8,
+    "patch_xy": 16,
+    "batch_size": 1,
+    "epochs": 2,
+    "patches_per_epoch": 3,
+    "base_channels": 4,
+    "levels": 3,
+    "device": "cpu",
+}
 
 
 def _job(tmp_path: Path, config: dict, movie: str | None = None) -> Path:
@@ -31,8 +39,11 @@ def _job(tmp_path: Path, config: dict, movie: str | None = None) -> Path:
 
 
 def _start(job: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "livedenoise.models.job_worker", str(job)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "livedenoise.models.job_worker", str(job)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _events(job: Path) -> list[dict]:

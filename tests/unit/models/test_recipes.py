@@ -74,9 +74,25 @@ def test_odd_even_split_never_puts_a_target_frame_in_the_input() -> None:
     ("method", "fields"),
     [
         ("deepinterpolation", {"pre_post_frame": 3, "base_channels": 4, "levels": 3, "patch_xy": 16}),
-        ("deepinterpolation", {"pre_post_frame": 4, "pre_post_omission": 1, "base_channels": 4, "levels": 2, "patch_xy": 16}),
-        ("support", {"pre_post_frame": 3, "unet_channels": [4, 8, 16], "blind_channels": 8, "depth": 3, "patch_xy": 16}),
-        ("support", {"pre_post_frame": 2, "unet_channels": [4, 8], "blind_channels": 8, "depth": 3, "bs_size": 3, "patch_xy": 16}),
+        (
+            "deepinterpolation",
+            {"pre_post_frame": 4, "pre_post_omission": 1, "base_channels": 4, "levels": 2, "patch_xy": 16},
+        ),
+        (
+            "support",
+            {"pre_post_frame": 3, "unet_channels": [4, 8, 16], "blind_channels": 8, "depth": 3, "patch_xy": 16},
+        ),
+        (
+            "support",
+            {
+                "pre_post_frame": 2,
+                "unet_channels": [4, 8],
+                "blind_channels": 8,
+                "depth": 3,
+                "bs_size": 3,
+                "patch_xy": 16,
+            },
+        ),
     ],
 )
 def test_blind_spot_output_does_not_depend_on_its_own_noisy_value(method: str, fields: dict) -> None:
@@ -98,8 +114,9 @@ def test_blind_spot_output_does_not_depend_on_its_own_noisy_value(method: str, f
 
 
 def test_training_step_of_a_centre_target_method_targets_the_raw_centre() -> None:
-    recipe = get_recipe("support", pre_post_frame=2, unet_channels=[4, 8], blind_channels=8, depth=3, patch_xy=8,
-                        loss="l1_l2")
+    recipe = get_recipe(
+        "support", pre_post_frame=2, unet_channels=[4, 8], blind_channels=8, depth=3, patch_xy=8, loss="l1_l2"
+    )
     patches = torch.arange(5, dtype=torch.float32).view(1, 5, 1, 1).expand(2, 5, 8, 8).contiguous()
     out = recipe.training_step(_Capture(out_frames=1), patches, torch.Generator())
     # zero prediction against the centre frame (value 2): 0.5 * |2| + 0.5 * 2**2

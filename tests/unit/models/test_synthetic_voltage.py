@@ -91,8 +91,15 @@ def test_no_neurons_gives_empty_footprints() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"size": 4}, {"frames": 0}, {"photons": 0.0}, {"n_neurons": -1}, {"bleach_fraction": 1.0},
-     {"subthreshold_corr_s": (0.0, 0.01)}, {"fps": 0.0}],
+    [
+        {"size": 4},
+        {"frames": 0},
+        {"photons": 0.0},
+        {"n_neurons": -1},
+        {"bleach_fraction": 1.0},
+        {"subthreshold_corr_s": (0.0, 0.01)},
+        {"fps": 0.0},
+    ],
 )
 def test_bad_arguments_name_the_problem(bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):

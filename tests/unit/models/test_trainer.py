@@ -25,8 +25,17 @@ def test_tiny_training_run_learns(tiny_result: TrainResult, tiny_movie: Syntheti
 
 
 def test_same_seed_same_run_and_progress_reports(tiny_movie: SyntheticMovie) -> None:
-    cfg = TrainConfig(patch_t=4, patch_xy=16, batch_size=1, epochs=2, patches_per_epoch=2, base_channels=2,
-                      levels=2, device="cpu", seed=11)
+    cfg = TrainConfig(
+        patch_t=4,
+        patch_xy=16,
+        batch_size=1,
+        epochs=2,
+        patches_per_epoch=2,
+        base_channels=2,
+        levels=2,
+        device="cpu",
+        seed=11,
+    )
     seen: list[TrainProgress] = []
     a = fit(cfg, tiny_movie.noisy, progress=seen.append)
     b = fit(cfg, tiny_movie.noisy)
@@ -37,8 +46,9 @@ def test_same_seed_same_run_and_progress_reports(tiny_movie: SyntheticMovie) -> 
 
 
 def test_should_stop_cancels(tiny_movie: SyntheticMovie) -> None:
-    cfg = TrainConfig(patch_t=4, patch_xy=16, batch_size=1, epochs=5, patches_per_epoch=4, base_channels=2,
-                      levels=2, device="cpu")
+    cfg = TrainConfig(
+        patch_t=4, patch_xy=16, batch_size=1, epochs=5, patches_per_epoch=4, base_channels=2, levels=2, device="cpu"
+    )
     calls = iter(range(100))
     with pytest.raises(TrainingStopped, match="stopped at epoch 1, step 3"):
         fit(cfg, tiny_movie.noisy, should_stop=lambda: next(calls) >= 2)
@@ -62,16 +72,34 @@ def test_cosine_schedule_decays_and_constant_does_not() -> None:
 
 
 def test_time_budget_ends_training_early(tiny_movie: SyntheticMovie) -> None:
-    cfg = TrainConfig(patch_t=4, patch_xy=16, batch_size=1, epochs=1000, patches_per_epoch=2, base_channels=2,
-                      levels=2, device="cpu", time_budget_s=0.5)
+    cfg = TrainConfig(
+        patch_t=4,
+        patch_xy=16,
+        batch_size=1,
+        epochs=1000,
+        patches_per_epoch=2,
+        base_channels=2,
+        levels=2,
+        device="cpu",
+        time_budget_s=0.5,
+    )
     r = fit(cfg, tiny_movie.noisy)
     assert r.stopped_early and 0 < len(r.history) < 1000 and r.steps >= 1
 
 
 def test_loss_override_replaces_the_recipe_loss(tiny_movie: SyntheticMovie) -> None:
     """The method's `loss` field picks the loss: `l2` trains on MSE: the first step's reported loss is the MSE of the same batch and weights."""
-    base = dict(patch_t=4, patch_xy=16, batch_size=1, epochs=1, patches_per_epoch=1, base_channels=2, levels=2,
-                device="cpu", seed=5)
+    base = dict(
+        patch_t=4,
+        patch_xy=16,
+        batch_size=1,
+        epochs=1,
+        patches_per_epoch=1,
+        base_channels=2,
+        levels=2,
+        device="cpu",
+        seed=5,
+    )
     published = fit(TrainConfig(**base, loss="l1_l2"), tiny_movie.noisy)
     l1_only = fit(TrainConfig(**base, loss="l1"), tiny_movie.noisy)
     mse = fit(TrainConfig(**base, loss="l2"), tiny_movie.noisy)

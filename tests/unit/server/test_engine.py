@@ -130,8 +130,12 @@ def reference_movie(engine: Engine, movie: np.ndarray) -> np.ndarray:
     w = engine.spec.window
     t = movie.shape[0]
     n_blocks = -(-t // w.out_frames)
-    padded = np.pad(movie.astype(np.float32), ((w.before, n_blocks * w.out_frames - t + w.after), (0, 0), (0, 0)), mode="reflect")
-    out = np.concatenate([engine.infer(padded[None, j * w.out_frames : j * w.out_frames + w.window_length])[0] for j in range(n_blocks)])
+    padded = np.pad(
+        movie.astype(np.float32), ((w.before, n_blocks * w.out_frames - t + w.after), (0, 0), (0, 0)), mode="reflect"
+    )
+    out = np.concatenate(
+        [engine.infer(padded[None, j * w.out_frames : j * w.out_frames + w.window_length])[0] for j in range(n_blocks)]
+    )
     return out[:t]
 
 

@@ -33,8 +33,14 @@ def onnx_roundtrip(tmp_path: Path) -> ExportCheck:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                net, (example,), str(path), input_names=["frames"], output_names=["denoised"],
-                opset_version=17, dynamo=False, dynamic_axes={"frames": axes, "denoised": axes},
+                net,
+                (example,),
+                str(path),
+                input_names=["frames"],
+                output_names=["denoised"],
+                opset_version=17,
+                dynamo=False,
+                dynamic_axes={"frames": axes, "denoised": axes},
             )
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         worst = 0.0

@@ -15,7 +15,11 @@ from livedenoise.models.networks.support import HoleConv2d, SupportNet
 ExportCheck = Callable[[torch.nn.Module, int, int], float]
 
 TINY: dict[str, Any] = {
-    "frames": 5, "unet_channels": (4, 8), "blind_channels": 8, "one_by_one_channels": (8, 4), "fusion_channels": (8, 4)
+    "frames": 5,
+    "unet_channels": (4, 8),
+    "blind_channels": 8,
+    "one_by_one_channels": (8, 4),
+    "fusion_channels": (8, 4),
 }
 
 

@@ -1,7 +1,9 @@
 """One error tree for the server, translated once at each edge (HTTP handler, ZMQ ``error`` reply).
 
+    ProtocolError (clients.protocol)       a frames/1 message broke the protocol: an ErrorCode and a message
+     └── FrameRejected                     ... or a limit or a rule of its stream (raised by the stream table)
+
     LiveDenoiseError
-     ├── FrameRejected (ValueError)        a frames/1 message broke the protocol or a limit
      ├── InvalidModel (ValueError)         an uploaded/loaded file is not a usable livedenoise model
      ├── UnknownModel (LookupError)        no model with that id
      ├── UnknownJob (LookupError)          no job with that id
@@ -11,10 +13,13 @@
      ├── EngineError (RuntimeError)        the engine failed to load or run
      └── IngestUnavailable (ConnectionError) the ingest process did not answer on its control channel
 
-Each class has a stable ``code`` and an HTTP status.
+Each class has a stable ``code`` and an HTTP status; :func:`error_class` is the one table from a code back to its
+class (the ingest control channel carries codes between processes, the HTTP edge turns classes into statuses).
 """
 
 from __future__ import annotations
+
+from livedenoise.clients.protocol import ProtocolError
 
 __all__ = [
     "LiveDenoiseError",
@@ -27,6 +32,8 @@ __all__ = [
     "Conflict",
     "EngineError",
     "IngestUnavailable",
+    "Unauthorized",
+    "error_class",
 ]
 
 
@@ -41,9 +48,9 @@ class LiveDenoiseError(Exception):
             self.code = code
 
 
-class FrameRejected(LiveDenoiseError, ValueError):
-    code = "bad_field"
-    http_status = 400
+class FrameRejected(ProtocolError):
+    """A frames/1 message refused by the stream table (a limit, or a rule of its series); ``code`` is its
+    :class:`~livedenoise.clients.protocol.ErrorCode`, as for every other refusal."""
 
 
 class InvalidModel(LiveDenoiseError, ValueError):
@@ -84,3 +91,18 @@ class EngineError(LiveDenoiseError, RuntimeError):
 class IngestUnavailable(LiveDenoiseError, ConnectionError):
     code = "ingest_unavailable"
     http_status = 503
+
+
+class Unauthorized(LiveDenoiseError, PermissionError):
+    code = "unauthorized"
+    http_status = 401
+
+
+def _all(cls: type[LiveDenoiseError]) -> list[type[LiveDenoiseError]]:
+    return [cls] + [sub for child in cls.__subclasses__() for sub in _all(child)]
+
+
+def error_class(code: str | None) -> type[LiveDenoiseError]:
+    """The error class a stable ``code`` stands for (``LiveDenoiseError``, HTTP 500, for an unknown one)."""
+    by_code = {cls.code: cls for cls in _all(LiveDenoiseError)}
+    return by_code.get(code or "", LiveDenoiseError)

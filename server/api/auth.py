@@ -8,16 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from livedenoise.server.errors import LiveDenoiseError
+from livedenoise.server.errors import Unauthorized
 
 __all__ = ["Unauthorized", "require_token"]
 
 _bearer = HTTPBearer(auto_error=False, description="LIVEDENOISE_API_TOKEN, required on mutating endpoints when set")
-
-
-class Unauthorized(LiveDenoiseError, PermissionError):
-    code = "unauthorized"
-    http_status = 401
 
 
 def require_token(

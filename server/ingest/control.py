@@ -21,7 +21,7 @@ from typing import Any
 import zmq
 
 from livedenoise.clients.status import IngestStatus, ServedModel
-from livedenoise.server.errors import EngineError, IngestUnavailable, InvalidModel, LiveDenoiseError, UnknownModel
+from livedenoise.server.errors import IngestUnavailable, error_class
 
 __all__ = ["Command", "IngestControlClient"]
 
@@ -31,11 +31,6 @@ class Command(str, Enum):
     STATUS = "status"
     LOAD_MODEL = "load_model"
     SHUTDOWN = "shutdown"
-
-
-_ERRORS: dict[str, type[LiveDenoiseError]] = {
-    "invalid_model": InvalidModel, "engine_error": EngineError, "unknown_model": UnknownModel,
-}  # fmt: skip
 
 
 class IngestControlClient:
@@ -66,7 +61,7 @@ class IngestControlClient:
         finally:
             sock.close()
         if not reply.get("ok"):
-            error = _ERRORS.get(reply.get("code", ""), LiveDenoiseError)
+            error = error_class(reply.get("code"))
             raise error(str(reply.get("message", "ingest command failed")), code=reply.get("code"))
         return dict(reply)
 

@@ -97,7 +97,7 @@ def skipped_reply(
 
 def error_reply(
     identity: bytes,
-    code: ErrorCode | str,
+    code: ErrorCode,
     message: str,
     *,
     stream: str = UNKNOWN_STREAM,
@@ -115,7 +115,7 @@ def error_reply(
         index=index,
         t_ns=t_ns,
         meta=meta or {},
-        code=ErrorCode(code).value,
+        code=code.value,
         message=bounded(message),
         instance=instance,
     )

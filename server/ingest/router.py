@@ -38,7 +38,6 @@ from livedenoise.clients.protocol import (
     decode_header,
     parse_json,
 )
-from livedenoise.server.errors import FrameRejected
 from livedenoise.server.ingest.auth import peer_key
 from livedenoise.server.ingest.replies import error_reply
 from livedenoise.server.ingest.streams import StreamTable
@@ -280,25 +279,23 @@ class Router:
                 self.table.frame(header, array_from_payload(header, payload), identity)
             else:
                 self.table.end(header, identity)
-        except ProtocolError as exc:
-            self._refuse(identity, parts, header, exc.code.value, exc.message)
-        except FrameRejected as exc:
+        except ProtocolError as exc:  # a broken message, or one the stream table refuses (FrameRejected)
             self._refuse(identity, parts, header, exc.code, exc.message)
         except Exception as exc:  # a bug must cost one message an `internal` refusal, never the thread
             logger.exception(
                 "internal error on a message from stream %.128r", header.stream if header else UNKNOWN_STREAM
             )
-            self._refuse(
-                identity, parts, header, ErrorCode.INTERNAL.value, f"internal error, message not accepted: {exc!r}"
-            )
+            self._refuse(identity, parts, header, ErrorCode.INTERNAL, f"internal error, message not accepted: {exc!r}")
 
-    def _refuse(self, identity: bytes, parts: list[Any], header: Header | None, code: str, message: str) -> None:
+    def _refuse(self, identity: bytes, parts: list[Any], header: Header | None, code: ErrorCode, message: str) -> None:
         try:
             self._send_refusal(identity, parts, header, code, message)
         except Exception:  # the peer gets no answer to this one message; the thread lives on
             logger.exception("could not send a %s refusal", code)
 
-    def _send_refusal(self, identity: bytes, parts: list[Any], header: Header | None, code: str, message: str) -> None:
+    def _send_refusal(
+        self, identity: bytes, parts: list[Any], header: Header | None, code: ErrorCode, message: str
+    ) -> None:
         echo = _echo(header, parts)
         stream = echo.get("stream") or UNKNOWN_STREAM
         logger.debug("refused message from stream %s: %s %s", stream, code, message)

@@ -39,7 +39,7 @@ MAX_IDLE_STREAMS = 64
 
 
 def _reject(code: ErrorCode, message: str) -> FrameRejected:
-    return FrameRejected(message, code=code.value)
+    return FrameRejected(code, message)
 
 
 @dataclass(frozen=True)
@@ -255,10 +255,10 @@ class StreamTable:
                 f"the limit is {self.settings.max_frame_bytes} (max_frame_bytes)",
             )
 
-    def record_rejection(self, stream: str | None, code: str) -> None:
+    def record_rejection(self, stream: str | None, code: ErrorCode) -> None:
         """Count a refused message (per code, and on its stream when that stream exists)."""
         with self.cond:
-            self.rejected[code] += 1
+            self.rejected[code.value] += 1
             self.totals.inc("rejected")
             state = self.streams.get(stream) if stream else None
             if state is not None:

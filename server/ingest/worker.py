@@ -51,7 +51,7 @@ class _Job:
     block: Block
     frames: list[PendingFrame]
     output: NDArray[np.float32] | None = None
-    error: tuple[str, str] | None = None  # (code, message)
+    error: tuple[ErrorCode, str] | None = None  # (code, message)
 
 
 @dataclass
@@ -172,7 +172,7 @@ class InferenceWorker:
             logger.exception("inference worker: inference bookkeeping failed")
             for item in items:
                 if isinstance(item, _Job) and item.output is None and item.error is None:
-                    item.error = (ErrorCode.INTERNAL.value, f"internal error during inference: {exc!r}")
+                    item.error = (ErrorCode.INTERNAL, f"internal error during inference: {exc!r}")
         self._emit(push, items)
 
     @property
@@ -269,9 +269,7 @@ class InferenceWorker:
             try:
                 output = engine.infer(np.stack([job.block.window for job in group]))
             except EngineError as exc:
-                code = (
-                    ErrorCode.MODEL_MISMATCH.value if exc.code == MODEL_MISMATCH else ErrorCode.INFERENCE_FAILED.value
-                )
+                code = ErrorCode.MODEL_MISMATCH if exc.code == MODEL_MISMATCH else ErrorCode.INFERENCE_FAILED
                 logger.warning("engine %s failed on windows %s: %s", engine.model_id, shape, exc.message)
                 for job in group:
                     job.error = (code, f"model {engine.model_id!r}: {exc.message}")
@@ -279,7 +277,7 @@ class InferenceWorker:
             except Exception as exc:  # any backend failure becomes a counted error reply, never a lost frame
                 logger.exception("engine %s raised on windows %s", engine.model_id, shape)
                 for job in group:
-                    job.error = (ErrorCode.INFERENCE_FAILED.value, f"model {engine.model_id!r}: {exc!r}")
+                    job.error = (ErrorCode.INFERENCE_FAILED, f"model {engine.model_id!r}: {exc!r}")
                 continue
             for job, out in zip(group, output):
                 job.output = out

@@ -49,3 +49,22 @@ def onnx_models() -> ModuleType:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def _cuda_available() -> bool:
+    """A CUDA device and ONNX Runtime's CUDA provider (the GPU image's onnxruntime-gpu)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return Path("/dev/nvidia0").exists() and "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run where a CUDA GPU is usable and are skipped, saying why, everywhere else."""
+    if _cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU and onnxruntime-gpu (the gpu marker)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +13,7 @@ import pytest
 import zmq
 
 from livedenoise.clients.model_spec import WindowSpec
+from livedenoise.clients.protocol import UNKNOWN_STREAM
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.engine.offline import denoise_movie
 from livedenoise.server.settings import ServerSettings
@@ -147,18 +147,29 @@ def test_pub_carries_the_replies_with_the_stream_as_topic(
     viewer = zmq_context.socket(zmq.SUB)
     viewer.setsockopt(zmq.LINGER, 0)
     viewer.setsockopt(zmq.SUBSCRIBE, b"cam")
+    viewer.setsockopt(zmq.SUBSCRIBE, UNKNOWN_STREAM.encode())
     viewer.connect(service.pub_endpoint)
-    time.sleep(0.3)  # PUB/SUB slow joiner: let the subscription reach the publisher
     sender = make_sender(service.zmq_endpoint)
+    # Readiness handshake instead of a sleep (PUB/SUB slow joiner): refused probes are published under the
+    # unknown-stream topic; the first one the viewer sees proves its subscriptions reached the publisher.
+    for _ in range(100):
+        sender.raw([b"probe", b""])
+        if viewer.poll(50):
+            break
+    else:
+        raise AssertionError("the viewer's subscription never reached the publisher")
+    viewer.setsockopt(zmq.UNSUBSCRIBE, UNKNOWN_STREAM.encode())
     movie = np.random.default_rng(8).integers(0, 500, (6, 16, 16)).astype(np.uint16)
     sender.start("cam", "s", movie.shape[1:], "<u2")
     for i, frame in enumerate(movie):
         sender.frame("cam", "s", i, frame)
     sender.end("cam", "s")
-    direct = sender.until_end("cam", "s")
+    direct = [r for r in sender.until_end("cam", "s") if r.header.stream == "cam"]  # not the probes' refusals
     published = []
     while len(published) < len(direct) and viewer.poll(5000):
-        published.append(viewer.recv_multipart())
+        parts = viewer.recv_multipart()
+        if parts[0] != UNKNOWN_STREAM.encode():  # probes still queued from the handshake
+            published.append(parts)
     viewer.close()
     assert {parts[0] for parts in published} == {b"cam"}
     assert [p[1:] for p in published] == [[r.raw_header, r.raw_payload] for r in direct]

@@ -43,6 +43,7 @@ def test_frames_unanswered_at_stop_get_shutdown_errors(
     for i, frame in enumerate(MOVIE):
         sender.frame("cam", "s", i, frame)
     wait(lambda: getattr(service.status().streams.get("cam"), "frames_in", 0) == len(MOVIE), what="frames accepted")
+    wait(lambda: service.status().totals.frames_out >= 1, what="a first answer")
     service.stop(timeout_s=0.3)  # ~0.1 s per frame: most are still waiting
     replies = sender.until_end("cam", "s", timeout_s=10)
     body, end = replies[:-1], replies[-1]

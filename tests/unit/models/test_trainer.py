@@ -131,6 +131,21 @@ def test_validation_keeps_the_best_epoch_and_reports_the_floor() -> None:
     assert again == pytest.approx(v.model_gain_db, abs=1e-4)
 
 
+def test_a_budgeted_run_spends_at_most_its_share_on_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a time budget, validation runs only while it has used at most VALIDATION_SHARE of the time, and always
+    after the last epoch (whose weights must be considered); fixed-epoch runs validate every epoch (above)."""
+    import livedenoise.models.trainer as trainer
+    from livedenoise.models.synthetic import simulate_calcium_movie
+
+    movie = simulate_calcium_movie(frames=64, size=24, seed=4, photons=4.0).noisy
+    monkeypatch.setattr(trainer, "VALIDATION_SHARE", 0.0)  # after the first validation, none until the end
+    r = fit(TrainConfig(**FAST, time_budget_s=1.5, lr=3e-3, validation_frames=8, early_stopping=False), movie)
+    assert len(r.history) >= 3 and len(r.val_history) == 2 and r.validation is not None
+    monkeypatch.setattr(trainer, "VALIDATION_SHARE", 1e9)  # always within its share: every epoch
+    r = fit(TrainConfig(**FAST, time_budget_s=1.0, lr=3e-3, validation_frames=8, early_stopping=False), movie)
+    assert len(r.val_history) == len(r.history)
+
+
 def test_early_stopping_ends_a_run_that_stopped_improving(monkeypatch: pytest.MonkeyPatch) -> None:
     import livedenoise.models.trainer as trainer
     from livedenoise.models.synthetic import simulate_calcium_movie

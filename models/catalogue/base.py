@@ -8,6 +8,7 @@ jobs with this module; the CLI and the trainer use the same classes.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -44,9 +45,9 @@ class MethodConfig(BaseModel):
     #: Patches per epoch (one validation per epoch) when ``TrainConfig.patches_per_epoch`` is not set.
     default_patches_per_epoch: ClassVar[int] = 128
 
+    @abstractmethod
     def window(self) -> WindowSpec:
         """The served window: frames before, output frames per call, frames after, spatial multiple."""
-        raise NotImplementedError  # pragma: no cover - every registered method implements it
 
     @property
     def batch(self) -> int:

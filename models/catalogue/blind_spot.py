@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -21,8 +22,9 @@ class _WindowedFrameConfig(MethodConfig):
     batch_size: int = Field(4, ge=1, description="patches per optimiser step")
 
     @property
+    @abstractmethod
     def size_multiple(self) -> int:
-        raise NotImplementedError  # pragma: no cover - subclasses define it
+        """H and W multiple the network needs."""
 
     @model_validator(mode="after")
     def _check_patch(self) -> _WindowedFrameConfig:

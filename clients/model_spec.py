@@ -7,7 +7,10 @@ server (torch-free) and clients (to show a model) all read it.
 Graph contract (layout ``BTHW``): input ``frames`` is float32 ``[batch, window_length, H, W]``, already
 normalised; output ``denoised`` is float32 ``[batch, out_frames, H, W]`` in normalised units, the
 denoised frames at window positions ``before … before+out_frames-1``. ``H`` and ``W`` must be multiples
-of ``spatial_multiple`` (engines pad by reflection and crop back).
+of ``spatial_multiple`` (engines pad by reflection and crop back). A window with ``reference =
+"running_mean"`` has one more input plane after its frames: the mean of the series' frames from the first
+up to the newest one the window reads (see :mod:`livedenoise.clients.windowing`). A spec with
+``frame_shape`` serves only frames of that height and width.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "Normalization",
     "ModelSpec",
     "SpecError",
+    "REFERENCE_KINDS",
 ]
 
 METADATA_KEY = "livedenoise.spec"
@@ -37,6 +41,9 @@ INPUT_LAYOUT = "BTHW"
 #: Names of the exported graph's input ``[B, L, H, W]`` and output ``[B, out_frames, H, W]``.
 GRAPH_INPUT = "frames"
 GRAPH_OUTPUT = "denoised"
+
+#: Extra input planes a window can carry after its frames: none, or the series' running mean frame.
+REFERENCE_KINDS = ("none", "running_mean")
 
 
 class SpecError(ValueError):
@@ -63,14 +70,25 @@ class WindowSpec:
     after: int
     out_frames: int = 1
     spatial_multiple: int = 1
+    reference: str = "none"
 
     def __post_init__(self) -> None:
         for name, minimum in (("before", 0), ("after", 0), ("out_frames", 1), ("spatial_multiple", 1)):
             _int_field(asdict(self), name, minimum)
+        if self.reference not in REFERENCE_KINDS:
+            raise SpecError(
+                f"spec field 'reference' must be one of {', '.join(REFERENCE_KINDS)}, got {self.reference!r}"
+            )
 
     @property
     def window_length(self) -> int:
+        """Frames one call reads: ``before + out_frames + after``."""
         return self.before + self.out_frames + self.after
+
+    @property
+    def input_planes(self) -> int:
+        """Planes of the graph input: the window's frames, plus the reference plane when there is one."""
+        return self.window_length + (self.reference != "none")
 
     @property
     def latency_frames(self) -> int:
@@ -85,7 +103,20 @@ class WindowSpec:
             after=_int_field(obj, "after", 0),
             out_frames=_int_field(obj, "out_frames", 1),
             spatial_multiple=_int_field(obj, "spatial_multiple", 1),
+            reference=str(obj.get("reference", "none")),
         )
+
+
+def _frame_shape(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
+    ):
+        raise SpecError(f"spec field 'frame_shape' must be null or [height, width] of positive integers, got {value!r}")
+    return int(value[0]), int(value[1])
 
 
 @dataclass(frozen=True)
@@ -138,6 +169,8 @@ class ModelSpec:
     train_data_digest: str = ""
     created: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``(H, W)`` when the graph serves only frames of that size (a per-pixel prior from the training movie).
+    frame_shape: tuple[int, int] | None = None
 
     def to_json(self) -> str:
         doc = {"format": SPEC_FORMAT, **asdict(self)}
@@ -168,6 +201,7 @@ class ModelSpec:
             train_data_digest=str(obj.get("train_data_digest", "")),
             created=str(obj.get("created", "")),
             extra=dict(obj.get("extra") or {}),
+            frame_shape=_frame_shape(obj.get("frame_shape")),
         )
 
     @classmethod

@@ -24,6 +24,12 @@ Readiness
     the output of the whole movie processed offline (:func:`denoise_series`, which the server's
     ``denoise_movie`` and the trainer's validation both use).
 
+Running mean
+    A spec with ``reference="running_mean"`` gets one more plane after the window's frames: the mean of the
+    series' frames from position 0 up to the newest position the window reads. It depends only on the series,
+    not on when the block is formed, so streamed still equals offline. The sum behind it is kept from the
+    first block formed with such a spec (a hot swap to one mid-series starts it at the oldest frame held).
+
 Lazy spec
     A block takes the spec passed to :meth:`SeriesWindow.next_block` when it is formed, so the engine (and
     its window spec) may change between two blocks of the same series (hot swap).
@@ -75,7 +81,8 @@ class Block:
     positions
         Source position of each window slot (after reflection), ``len == spec.window_length``.
     window
-        float32 ``[window_length, H, W]`` raw intensities.
+        float32 ``[spec.input_planes, H, W]`` raw intensities: the window's frames, then the reference plane
+        when the spec has one.
     """
 
     start: int
@@ -108,6 +115,8 @@ class SeriesWindow:
         self._margin = history_margin
         self._warned_trimmed = False
         self._held_bytes = 0
+        self._sum: NDArray[np.float64] | None = None  # running sum for reference="running_mean"
+        self._sum_from = 0  # first position in the sum
 
     # -- state -------------------------------------------------------------------------------------------
     @property
@@ -154,6 +163,8 @@ class SeriesWindow:
         position = self._arrived
         self._frames[position] = frame
         self._held_bytes += frame.nbytes
+        if self._sum is not None:
+            self._sum += frame
         self._arrived += 1
         return position
 
@@ -183,7 +194,10 @@ class SeriesWindow:
         length = self._arrived
         count = min(spec.out_frames, length - s)
         positions = tuple(reflect_position(p, length) for p in range(s - spec.before, s + spec.out_frames + spec.after))
-        window = np.stack([self._frame(p) for p in positions]).astype(np.float32, copy=False)
+        planes = [self._frame(p) for p in positions]
+        if spec.reference == "running_mean":
+            planes.append(self._running_mean(max(positions)))
+        window = np.stack(planes).astype(np.float32, copy=False)
         self._next_out = s + count
         self._trim(spec)
         return Block(start=s, count=count, spec=spec, positions=positions, window=window)
@@ -215,6 +229,18 @@ class SeriesWindow:
         return skipped
 
     # -- internals ---------------------------------------------------------------------------------------
+    def _running_mean(self, newest: int) -> NDArray[np.float32]:
+        """Mean of the frames at positions ``[sum start, newest]`` (every later arrived frame is still held)."""
+        if self._sum is None:
+            held = range(self._base, self._arrived)
+            self._sum = np.sum([self._frames[p] for p in held], axis=0, dtype=np.float64)
+            self._sum_from = self._base
+        total = self._sum.copy()
+        for p in range(newest + 1, self._arrived):
+            total -= self._frames[p]
+        mean: NDArray[np.float32] = (total / (newest + 1 - self._sum_from)).astype(np.float32)
+        return mean
+
     def _frame(self, position: int) -> NDArray[Any]:
         frame = self._frames.get(position)
         if frame is None:

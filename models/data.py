@@ -81,11 +81,18 @@ def fit_training_window(window: TrainingWindow, movie_shape: tuple[int, ...]) ->
     return shape
 
 
-def sample_patches(movie: NDArray[Any], n: int, shape: PatchShape, rng: np.random.Generator) -> NDArray[np.float32]:
+def sample_patches(
+    movie: NDArray[Any],
+    n: int,
+    shape: PatchShape,
+    rng: np.random.Generator,
+    mean_frame: NDArray[Any] | None = None,
+) -> NDArray[np.float32]:
     """``n`` random crops of ``shape`` from ``movie``, float32 ``[n, frames, h, w]``.
 
     With ``shape.centre`` set, each crop is the window around a uniformly drawn frame, mirrored at the movie's
-    ends like a served series; otherwise ``frames`` consecutive frames inside the movie.
+    ends like a served series; otherwise ``frames`` consecutive frames inside the movie. With ``mean_frame``
+    (``[H, W]``) the same crop of it follows as one more plane: ``[n, frames + 1, h, w]``.
     """
     t_len, h_len, w_len = movie.shape
     if shape.h > h_len or shape.w > w_len or (shape.centre is None and shape.frames > t_len):
@@ -99,9 +106,15 @@ def sample_patches(movie: NDArray[Any], n: int, shape: PatchShape, rng: np.rando
         frames = np.array([[reflect_position(int(c + o), t_len) for o in offsets] for c in centres])
     y0 = rng.integers(0, h_len - shape.h + 1, size=n)
     x0 = rng.integers(0, w_len - shape.w + 1, size=n)
-    out = np.empty((n, shape.frames, shape.h, shape.w), dtype=np.float32)
+    if mean_frame is not None and mean_frame.shape != movie.shape[1:]:
+        raise ValueError(f"mean frame {mean_frame.shape} does not match the movie's frames {movie.shape[1:]}")
+    planes = shape.frames + (mean_frame is not None)
+    out = np.empty((n, planes, shape.h, shape.w), dtype=np.float32)
     for i in range(n):
-        out[i] = movie[frames[i], y0[i] : y0[i] + shape.h, x0[i] : x0[i] + shape.w]
+        ys, xs = slice(y0[i], y0[i] + shape.h), slice(x0[i], x0[i] + shape.w)
+        out[i, : shape.frames] = movie[frames[i], ys, xs]
+        if mean_frame is not None:
+            out[i, -1] = mean_frame[ys, xs]
     return out
 
 

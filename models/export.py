@@ -51,6 +51,7 @@ def build_spec(result: TrainResult) -> ModelSpec:
         method=recipe.name,
         window=result.window,
         normalization=result.normalization,
+        frame_shape=recipe.served_frame_shape(result.network),
         version=__version__,
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
@@ -92,10 +93,11 @@ def _quiet_exporter() -> Iterator[io.StringIO]:
             logger.debug("exporter output: %s", buf.getvalue().strip())
 
 
-def _example_input(length: int, multiple: int) -> torch.Tensor:
+def _example_input(planes: int, multiple: int, frame_shape: tuple[int, int] | None) -> torch.Tensor:
     side = multiple * max(1, -(-16 // multiple))
+    h, w = frame_shape or (side, side)
     gen = torch.Generator().manual_seed(0)
-    return torch.randn(1, length, side, side, generator=gen)
+    return torch.randn(1, planes, h, w, generator=gen)
 
 
 def _export(module: nn.Module, example: torch.Tensor, path: Path, opset: int, multiple: int, exporter: str) -> None:
@@ -134,12 +136,20 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, opset: int, mu
 
 
 def verify_onnx(
-    path: str | Path, module: nn.Module, length: int, multiple: int, *, batch: int = 2, seed: int = 1
+    path: str | Path,
+    module: nn.Module,
+    planes: int,
+    multiple: int,
+    *,
+    frame_shape: tuple[int, int] | None = None,
+    batch: int = 2,
+    seed: int = 1,
 ) -> float:
     """Run ``path`` in ONNX Runtime (CPU) against ``module`` on a random input; return the relative error.
 
-    The input has ``batch`` windows and a spatial size (``5m x 7m`` pixels, at least 20x28) unlike the
-    export example, so the dynamic axes are exercised. Relative error = max |ort - torch| / max |torch|.
+    The input has ``batch`` windows of ``planes`` planes and a spatial size (``5m x 7m`` pixels, at least
+    20x28; ``frame_shape`` for a graph that serves one size) unlike the export example, so the dynamic axes
+    are exercised. Relative error = max |ort - torch| / max |torch|.
 
     Raises
     ------
@@ -148,10 +158,9 @@ def verify_onnx(
     """
     import onnxruntime as ort
 
-    h = multiple * max(5, -(-20 // multiple))
-    w = multiple * max(7, -(-28 // multiple))
+    h, w = frame_shape or (multiple * max(5, -(-20 // multiple)), multiple * max(7, -(-28 // multiple)))
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, length, h, w, generator=gen)
+    x = torch.randn(batch, planes, h, w, generator=gen)
     with torch.no_grad():
         ref = module(x).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -199,7 +208,7 @@ def export_onnx(
     spec = build_spec(result)
     t0 = time.monotonic()
     logger.info("exporting %s to %s (opset %d, %s exporter, window %s)", spec.method, out, opset, exporter, window)
-    example = _example_input(window.window_length, window.spatial_multiple)
+    example = _example_input(window.input_planes, window.spatial_multiple, spec.frame_shape)
     _export(module, example, out, opset, window.spatial_multiple, exporter)
     model = onnx.load(str(out))
     entry = onnx.StringStringEntryProto(key=METADATA_KEY, value=spec.to_json())
@@ -212,6 +221,6 @@ def export_onnx(
     onnx.save(model, str(out))
     logger.info("exported in %.1f s (%d bytes)", time.monotonic() - t0, out.stat().st_size)
     if verify:
-        rel = verify_onnx(out, module, window.window_length, window.spatial_multiple)
+        rel = verify_onnx(out, module, window.input_planes, window.spatial_multiple, frame_shape=spec.frame_shape)
         logger.info("verified in ONNX Runtime: relative error %.2e (< %.0e)", rel, VERIFY_RTOL)
     return spec

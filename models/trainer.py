@@ -178,7 +178,9 @@ def fit(
     n_heldout = heldout_frame_count(movie.shape[0], config.validation_frames, movie.shape[1:])
     train_movie = movie[: movie.shape[0] - n_heldout]
     heldout = HeldoutFrames.from_stretch(movie[train_movie.shape[0] :], train_movie.shape[0]) if n_heldout else None
-    shape = fit_training_window(recipe.training_window(), train_movie.shape)
+    training_window = recipe.training_window()
+    shape = fit_training_window(training_window, train_movie.shape)
+    mean_frame = train_movie.mean(axis=0, dtype=np.float64) if training_window.mean_frame else None
     augment = config.augment and recipe.augmentation
     batch = config.method_config.batch
 
@@ -186,6 +188,8 @@ def fit(
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     model = recipe.build_model().to(device)
+    if mean_frame is not None:
+        recipe.attach_mean_frame(model, torch.from_numpy(norm.apply(mean_frame)).to(device))
     if device.type == "cpu" and any(isinstance(mod, nn.Conv3d) for mod in model.modules()):
         # oneDNN's 3-D convolutions (notably their backward) run markedly faster channels-last on CPU.
         model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # torch accepts it; its stubs do not say so
@@ -240,7 +244,7 @@ def fit(
                 break
             for group in opt.param_groups:
                 group["lr"] = lr * _lr_factor(config.lr_schedule, schedule.fraction(done))
-            patches = torch.from_numpy(norm.apply(sample_patches(train_movie, batch, shape, rng)))
+            patches = torch.from_numpy(norm.apply(sample_patches(train_movie, batch, shape, rng, mean_frame)))
             if augment:
                 patches = random_dihedral(patches, gen)
             opt.zero_grad(set_to_none=True)

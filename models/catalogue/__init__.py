@@ -20,6 +20,8 @@ from livedenoise.models.catalogue.base import (
     register_method,
 )
 from livedenoise.models.catalogue.blind_spot import DeepInterpolationConfig, SupportConfig
+from livedenoise.models.catalogue.deepsemi import DeepSeMiConfig
+from livedenoise.models.catalogue.masked_frame import DeepVIDConfig, DeepVIDv2Config
 from livedenoise.models.catalogue.neighbour_frame import DeepCADConfig, DeepCADRTConfig
 
 __all__ = [
@@ -29,6 +31,9 @@ __all__ = [
     "DeepCADConfig",
     "DeepCADRTConfig",
     "DeepInterpolationConfig",
+    "DeepSeMiConfig",
+    "DeepVIDConfig",
+    "DeepVIDv2Config",
     "SupportConfig",
     "config_fields",
     "list_methods",

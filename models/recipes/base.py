@@ -44,6 +44,9 @@ class TrainingWindow:
     centre: int | None = None
     frames_multiple: int = 1
     min_frames: int = 1
+    #: Append the training movie's mean frame as one more plane after the frames of every sample (the same
+    #: crop and augmentation, normalised like the frames), for methods with a per-pixel prior.
+    mean_frame: bool = False
 
 
 class StepOutput(NamedTuple):
@@ -87,13 +90,22 @@ class Recipe(ABC):
     def training_window(self) -> TrainingWindow:
         """What the trainer cuts from the movie for one sample."""
 
+    def attach_mean_frame(self, model: nn.Module, mean_frame: Tensor) -> None:  # noqa: B027  # optional hook
+        """Called once before training, when :attr:`TrainingWindow.mean_frame` is set, with the normalised
+        ``[H, W]`` mean of the training frames (e.g. to keep it in the served graph)."""
+
     @abstractmethod
     def training_step(self, model: nn.Module, patches: Tensor, generator: torch.Generator) -> StepOutput:
         """Loss of ``patches`` (normalised, augmented ``[B, frames, h, w]``); randomness only from ``generator``."""
 
     @abstractmethod
     def export_module(self, model: nn.Module) -> nn.Module:
-        """The served graph ``[B, L, H, W] -> [B, out_frames, H, W]`` (normalised units)."""
+        """The served graph ``[B, P, H, W] -> [B, out_frames, H, W]`` (normalised units; ``P`` is the window's
+        ``input_planes``)."""
+
+    def served_frame_shape(self, model: nn.Module) -> tuple[int, int] | None:
+        """``(H, W)`` when the trained ``model`` serves only frames of that size (recorded in the spec)."""
+        return None
 
 
 def recipe_for(config: MethodConfig) -> Recipe:

@@ -4,7 +4,7 @@ A backend is a :class:`GraphRunner`: it only runs the exported graph on an alrea
 (normalised, padded to the spatial multiple). :class:`PreparedEngine` wraps a runner with the shared
 steps, so every backend sees exactly the same input for the same window:
 
-    raw float32 [B, L, H, W] → normalise (spec.normalization) → reflect-pad H/W up to
+    raw float32 [B, P, H, W] (P = window.input_planes) → normalise (spec.normalization) → reflect-pad H/W up to
     spec.window.spatial_multiple → runner → crop to H×W → de-normalise → raw float32 [B, k, H, W]
 """
 
@@ -35,7 +35,7 @@ class Engine(Protocol):
     provider: str
 
     def infer(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Denoise windows: raw float32 ``[B, window_length, H, W]`` → raw float32 ``[B, out_frames, H, W]``."""
+        """Denoise windows: raw float32 ``[B, input_planes, H, W]`` → raw float32 ``[B, out_frames, H, W]``."""
         ...
 
     def close(self) -> None: ...
@@ -72,12 +72,19 @@ class PreparedEngine:
 
     def infer(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
         window = self.spec.window
-        if windows.ndim != 4 or windows.shape[1] != window.window_length:
+        if windows.ndim != 4 or windows.shape[1] != window.input_planes:
             raise EngineError(
-                f"model {self.model_id!r} needs windows [batch, {window.window_length}, H, W], got {list(windows.shape)}",
+                f"model {self.model_id!r} needs windows [batch, {window.input_planes}, H, W], got {list(windows.shape)}",
                 code=MODEL_MISMATCH,
             )
         b, _, h, w = windows.shape
+        if self.spec.frame_shape is not None and (h, w) != self.spec.frame_shape:
+            fh, fw = self.spec.frame_shape
+            raise EngineError(
+                f"model {self.model_id!r} serves only {fh}x{fw} frames (its prior was fixed from its training movie), "
+                f"got {h}x{w}; serve a model trained on this frame size or one with a running prior",
+                code=MODEL_MISMATCH,
+            )
         x = pad_to_multiple(self.spec.normalization.apply(windows), window.spatial_multiple)
         y = self.runner.run(np.ascontiguousarray(x, dtype=np.float32))
         expected = (b, window.out_frames, x.shape[2], x.shape[3])

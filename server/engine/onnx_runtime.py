@@ -97,9 +97,9 @@ def read_spec(session: ort.InferenceSession, path: Path | str) -> ModelSpec:
     shape = inputs[spec.input_name].shape
     if len(shape) != 4:
         raise InvalidModel(f"{path}: input {spec.input_name!r} has rank {len(shape)}; the BTHW contract needs 4")
-    if isinstance(shape[1], int) and shape[1] != spec.window.window_length:
+    if isinstance(shape[1], int) and shape[1] != spec.window.input_planes:
         raise InvalidModel(
-            f"{path}: input {spec.input_name!r} has {shape[1]} frames but the spec's window needs {spec.window.window_length}"
+            f"{path}: input {spec.input_name!r} has {shape[1]} planes but the spec's window needs {spec.window.input_planes}"
         )
     return spec
 

@@ -29,6 +29,9 @@ TINY = {
     "deepcad_rt": {"patch_t": 8, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 2},
     "deepcad": {"patch_t": 8, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 2},
     "deepinterpolation": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 3},
+    "deepsemi": {"in_c": 5, "features": 4, "out_frames": 4, "context": 2, "patch_xy": 16, "batch_size": 2},
+    "deepvid": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "features": 8, "blocks": 2},
+    "deepvid_v2": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "features": 8, "blocks": 2},
     "support": {
         "pre_post_frame": 3,
         "patch_xy": 16,
@@ -50,9 +53,18 @@ def movie() -> np.ndarray:
     return simulate_calcium_movie(frames=64, size=(22, 26), seed=5, photons=4.0).noisy
 
 
-@pytest.mark.parametrize("method", sorted(TINY))
-def test_method_trains_exports_and_streams_like_offline(method: str, movie: np.ndarray, tmp_path: Path) -> None:
-    config = TrainConfig(method=method, **TINY[method], **SCHEDULE)
+# Served variants beside each method's default: DeepVID v2 with the series' running mean behind its edge prior
+# (the engine appends the running mean frame to every window).
+VARIANTS = [(m, {}) for m in sorted(TINY)] + [("deepvid_v2", {"edge_prior": "running"})]
+
+
+@pytest.mark.parametrize(
+    ("method", "variant"), VARIANTS, ids=lambda v: "-".join(map(str, v.values())) if isinstance(v, dict) else v
+)
+def test_method_trains_exports_and_streams_like_offline(
+    method: str, variant: dict[str, object], movie: np.ndarray, tmp_path: Path
+) -> None:
+    config = TrainConfig(method=method, **{**TINY[method], **variant}, **SCHEDULE)
     result = fit(config, movie)
     assert result.history[-1] < result.history[0], f"loss did not go down: {result.history}"
     assert result.validation is not None and len(result.val_history) == 4

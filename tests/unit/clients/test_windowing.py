@@ -153,3 +153,49 @@ def test_skip_all_and_append_after_end() -> None:
     assert series.done
     with pytest.raises(ValueError, match="ended"):
         series.append(frame_of(3))
+
+
+@pytest.mark.parametrize(
+    "spec", [WindowSpec(3, 3, 1, reference="running_mean"), WindowSpec(1, 2, 3, reference="running_mean")], ids=str
+)
+@pytest.mark.parametrize("length", [1, 4, 23])
+@pytest.mark.parametrize("arrive_in_bursts", [False, True])
+def test_running_mean_plane_depends_on_the_series_not_on_timing(
+    spec: WindowSpec, length: int, arrive_in_bursts: bool
+) -> None:
+    """The reference plane is the mean of positions 0 .. newest position the window reads, however the frames
+    arrive (one by one, or in bursts that leave blocks to be formed later, or all before the end)."""
+    rng = np.random.default_rng(length)
+    frames = rng.integers(0, 1000, size=(length, 2, 3)).astype(np.uint16)
+    series = SeriesWindow(history_margin=0)
+    got: dict[int, np.ndarray] = {}
+    for p, frame in enumerate(frames):
+        series.append(frame)
+        if arrive_in_bursts and p % 5 != 4:
+            continue
+        while (block := series.next_block(spec)) is not None:
+            got[block.start] = block.window
+    series.end()
+    while (block := series.next_block(spec)) is not None:
+        got[block.start] = block.window
+    assert sorted(got) == list(range(0, length, spec.out_frames))
+    for start, window in got.items():
+        assert window.shape == (spec.input_planes, 2, 3)
+        positions = [
+            reflect_position(p, length) for p in range(start - spec.before, start + spec.out_frames + spec.after)
+        ]
+        np.testing.assert_array_equal(window[:-1], frames[positions].astype(np.float32))
+        expected = frames[: max(positions) + 1].astype(np.float64).mean(axis=0)
+        np.testing.assert_allclose(window[-1], expected, rtol=1e-6)
+
+
+def test_window_spec_reference_is_validated_and_round_trips() -> None:
+    from livedenoise.clients.model_spec import SpecError
+
+    spec = WindowSpec(2, 2, 1, reference="running_mean")
+    assert spec.input_planes == spec.window_length + 1 == 6
+    fields = {"before": 2, "after": 2, "out_frames": 1, "spatial_multiple": 1}
+    assert WindowSpec.from_dict({**fields, "reference": "running_mean"}) == spec
+    assert WindowSpec.from_dict(fields).reference == "none"  # specs written before the field
+    with pytest.raises(SpecError, match="reference"):
+        WindowSpec(1, 1, reference="median")

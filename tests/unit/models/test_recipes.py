@@ -16,6 +16,12 @@ PUBLISHED = {
     "deepcad": ({}, 16_315_585),
     "deepinterpolation": ({}, 15_700_000),
     "support": ({}, 1_400_000),
+    # DeepVID fullyconv_mask with 7 inputs, counted by hand from the Keras layers (METHODS.md §1.2).
+    "deepvid": ({}, 1_230_000),
+    # DeepVIDv2 with 2N + 1 + 4 = 11 inputs, measured on the reference (METHODS.md §1.3).
+    "deepvid_v2": ({}, 340_804),
+    # DeepSeMi f8, in_c 15: 68,211 in the reference, of which 153 are an XY head its forward never uses.
+    "deepsemi": ({}, 68_211),
 }
 
 
@@ -121,3 +127,78 @@ def test_training_step_of_a_centre_target_method_targets_the_raw_centre() -> Non
     out = recipe.training_step(_Capture(out_frames=1), patches, torch.Generator())
     # zero prediction against the centre frame (value 2): 0.5 * |2| + 0.5 * 2**2
     assert float(out.loss.detach()) == pytest.approx(0.5 * 2 + 0.5 * 4)
+
+
+class _CopyCentre(nn.Module):
+    """Stands in for a network: predicts the centre frame it is given (what a network that could see its
+    target would learn)."""
+
+    def __init__(self, slot: int) -> None:
+        super().__init__()
+        self.slot = slot
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        return x[:, self.slot : self.slot + 1] + self.w
+
+
+@pytest.mark.parametrize("name", ["deepvid", "deepvid_v2"])
+@pytest.mark.parametrize("method", ["replace", "zeros"])
+def test_blind_pixel_loss_never_scores_a_pixel_against_its_own_input(name: str, method: str) -> None:
+    """Copying the centre frame cannot lower DeepVID's loss: it counts only blind pixels, whose input value
+    is never their own (all values unique and at least 1 apart, so each counted error is >= 1)."""
+    recipe = get_recipe(name, pre_post_frame=2, features=4, blocks=1, patch_xy=16, blind_pixel_method=method)
+    planes = 5 + recipe.training_window().mean_frame  # v2 samples carry the mean frame after the window
+    patches = torch.arange(3 * planes * 16 * 16, dtype=torch.float32).view(3, planes, 16, 16) + 1.0
+    out = recipe.training_step(_CopyCentre(slot=2), patches, torch.Generator().manual_seed(0))
+    assert float(out.loss.detach()) >= 1.0
+
+
+@pytest.mark.parametrize(("name", "extra"), [("deepvid", {}), ("deepvid_v2", {"edge_prior": "running"})])
+def test_deepvid_serves_the_fixed_blind_pixels_without_their_own_value(name: str, extra: dict) -> None:
+    from livedenoise.models.sampling.blind_pixels import fixed_blind_mask
+
+    torch.manual_seed(0)
+    recipe = get_recipe(name, pre_post_frame=2, features=4, blocks=1, patch_xy=16, blind_pixel_ratio=0.2, **extra)
+    graph = recipe.export_module(recipe.build_model()).eval()
+    mask = fixed_blind_mask(48, 48, 0.2)
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    y, x = next((int(a), int(b)) for a, b in zip(ys, xs) if 12 <= a < 24 and 12 <= b < 24)
+    window = torch.randn(1, recipe.window().input_planes, 48, 48, requires_grad=True)
+    graph(window)[0, 0, y, x].backward()
+    assert float(window.grad[0, 2, y, x]) == 0.0  # the blind pixel's own value is replaced (its mirror is far)
+    assert float(window.grad[0, [0, 1, 3, 4]].abs().sum()) > 0 and float(window.grad[0, 2].abs().sum()) > 0
+    plain = get_recipe("deepvid", pre_post_frame=2, features=4, blocks=1, inference_blind_pixels=False)
+    assert plain.export_module(model := plain.build_model()) is model
+
+
+@pytest.mark.parametrize("pattern", ["1", "3", "5"])
+def test_deepsemi_output_never_depends_on_its_own_voxel(pattern: str) -> None:
+    """A large change of one input voxel leaves the served output at that voxel exactly unchanged (the XY branch
+    never sees the pixel's column, the T branch never sees the frame), while it moves other outputs."""
+    torch.manual_seed(0)
+    recipe = get_recipe("deepsemi", in_c=5, features=4, shift_pattern=pattern, out_frames=4, context=2)
+    graph = recipe.export_module(recipe.build_model()).eval()
+    w = recipe.window()
+    frames = torch.randn(1, w.input_planes, 24, 16)
+    for t, y, x in [(0, 5, 7), (3, 12, 3), (2, 23, 15)]:
+        bumped = frames.clone()
+        bumped[0, w.before + t, y, x] += 50.0
+        with torch.no_grad():
+            a, b = graph(frames), graph(bumped)
+        assert float((a[0, t, y, x] - b[0, t, y, x]).abs()) == 0.0
+        assert float((a - b).abs().max()) > 0.0
+
+
+def test_deepsemi_t_branch_sees_only_past_or_only_future_frames() -> None:
+    torch.manual_seed(0)
+    recipe = get_recipe("deepsemi", in_c=5, features=4, out_frames=8, context=0)
+    model = recipe.build_model().eval()
+    frames = torch.randn(1, 12, 16, 16, requires_grad=True)
+    _, (past, future) = model(frames)
+    j = 3  # output frame 3 is window frame 5
+    past[0, j, 8, 8].backward(retain_graph=True)
+    assert float(frames.grad[0, j + 2 :].abs().max()) < 1e-9 < float(frames.grad[0, : j + 2].abs().sum())
+    frames.grad = None
+    future[0, j, 8, 8].backward()
+    assert float(frames.grad[0, : j + 3].abs().max()) < 1e-9 < float(frames.grad[0, j + 3 :].abs().sum())

@@ -162,3 +162,48 @@ def test_denoise_movie_rejects_bad_input(unet_path: Path) -> None:
         denoise_movie(engine, np.zeros((8, 8)), 2)
     with pytest.raises(ValueError, match="batch_size"):
         denoise_movie(engine, np.zeros((2, 8, 8)), 0)
+
+
+class _FirstPlane:
+    """A runner that returns the first input plane."""
+
+    provider = "cpu"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return x[:, :1]
+
+    def close(self) -> None:
+        pass
+
+
+def test_fixed_frame_shape_model_refuses_other_sizes_by_name(onnx_models: ModuleType) -> None:
+    from dataclasses import replace
+
+    from livedenoise.clients.model_spec import ModelSpec
+
+    spec = replace(onnx_models.make_spec(WindowSpec(1, 1)), frame_shape=(16, 20))
+    assert ModelSpec.from_json(spec.to_json()).frame_shape == (16, 20)
+    engine = PreparedEngine(_FirstPlane(), spec, "v2")
+    assert engine.infer(np.ones((2, 3, 16, 20), dtype=np.float32)).shape == (2, 1, 16, 20)
+    with pytest.raises(EngineError, match="serves only 16x20 frames") as info:
+        engine.infer(np.ones((1, 3, 20, 16), dtype=np.float32))
+    assert info.value.code == "model_mismatch"
+
+
+def test_running_reference_window_has_one_more_plane(onnx_models: ModuleType) -> None:
+    spec = onnx_models.make_spec(WindowSpec(1, 1, reference="running_mean"))
+    engine = PreparedEngine(_FirstPlane(), spec, "v2")
+    assert engine.infer(np.ones((1, 4, 8, 8), dtype=np.float32)).shape == (1, 1, 8, 8)
+    with pytest.raises(EngineError, match=r"\[batch, 4, H, W\]"):
+        engine.infer(np.ones((1, 3, 8, 8), dtype=np.float32))
+
+
+@pytest.mark.parametrize("bad", ["16x20", [16], [16, 0], [16, True], [16.0, 20]])
+def test_bad_frame_shape_in_a_spec_is_named(onnx_models: ModuleType, bad: object) -> None:
+    import json
+
+    from livedenoise.clients.model_spec import ModelSpec, SpecError
+
+    doc = json.loads(onnx_models.make_spec(WindowSpec(1, 1)).to_json())
+    with pytest.raises(SpecError, match="frame_shape"):
+        ModelSpec.from_json(json.dumps({**doc, "frame_shape": bad}))

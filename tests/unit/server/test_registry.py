@@ -53,7 +53,7 @@ def test_duplicate_content_returns_same_id(tmp_path: Path, model_file) -> None:
         ("no_spec", "has no 'livedenoise.spec' metadata"),
         ("empty", "empty"),
         ("bad_spec", "'before' must be an integer >= 0"),
-        ("window_mismatch", "has 3 frames but the spec's window needs 5"),
+        ("window_mismatch", "has 3 planes but the spec's window needs 5"),
     ],
 )
 def test_invalid_files_are_refused_and_nothing_is_stored(tmp_path: Path, onnx_models, kind: str, message: str) -> None:

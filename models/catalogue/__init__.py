@@ -21,7 +21,7 @@ from livedenoise.models.catalogue.base import (
 )
 from livedenoise.models.catalogue.blind_spot import DeepInterpolationConfig, SupportConfig
 from livedenoise.models.catalogue.deepsemi import DeepSeMiConfig
-from livedenoise.models.catalogue.masked_frame import DeepVIDConfig, DeepVIDv2Config
+from livedenoise.models.catalogue.masked_frame import DeepVIDConfig, DeepVIDv2Config, TeDConfig
 from livedenoise.models.catalogue.neighbour_frame import DeepCADConfig, DeepCADRTConfig
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "DeepVIDConfig",
     "DeepVIDv2Config",
     "SupportConfig",
+    "TeDConfig",
     "config_fields",
     "list_methods",
     "method_info",

@@ -1,4 +1,4 @@
-"""Blind-spot frame methods that keep the centre frame (METHODS.md §1.2-1.3): DeepVID and DeepVID v2.
+"""Blind-spot frame methods that keep the centre frame (METHODS.md §1.2-1.4): DeepVID, DeepVID v2 and TeD.
 
 Both see ``N`` frames on each side *and* the centre frame, a fraction of whose pixels is blind; the loss counts
 only the blind pixels. The centre frame's own (unmasked) pixels carry what a 1-2-frame event leaves in no
@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from livedenoise.clients.model_spec import WindowSpec
-from livedenoise.models.catalogue.base import MethodConfig, register_method
+from livedenoise.models.catalogue.base import MethodConfig, nearest_multiples, register_method
 
-__all__ = ["BlindPixelConfig", "DeepVIDConfig", "DeepVIDv2Config"]
+__all__ = ["BlindPixelConfig", "ResidualNetConfig", "DeepVIDConfig", "DeepVIDv2Config", "TeDConfig"]
 
 
 class BlindPixelConfig(MethodConfig):
-    """Fields shared by DeepVID and DeepVID v2 (defaults: DeepVID's)."""
+    """Fields shared by every method with blind pixels in a visible centre frame (defaults: DeepVID's)."""
 
     pre_post_frame: int = Field(3, ge=1, le=64, description="N: frames before and after the denoised frame")
     blind_pixel_method: Literal["replace", "zeros"] = Field(
@@ -34,8 +34,6 @@ class BlindPixelConfig(MethodConfig):
         description="remove the window's mean intensity before the network and add it back after (the streamed "
         "form of the references' polynomial detrend, docs/decisions.md)",
     )
-    features: int = Field(64, ge=4, le=256, description="channels of every hidden layer (published 64)")
-    norm: Literal["batch", "none"] = Field("batch", description="normalisation in the residual blocks")
     patch_xy: int = Field(
         64, ge=8, description="training crop height and width in pixels (the references train on whole frames)"
     )
@@ -45,7 +43,6 @@ class BlindPixelConfig(MethodConfig):
     blind_pixel_ratio: float = Field(
         0.1, gt=0.0, lt=1.0, description="fraction of centre pixels made blind (published 0.1)"
     )
-    blocks: int = Field(16, ge=0, le=64, description="residual blocks (published 16)")
 
     default_lr: ClassVar[float] = 1e-3
     # 300 s on the voltage movie only matched the best filter (held-out +12.13 against +12.12 dB); 600 s: +14.30.
@@ -62,6 +59,14 @@ class BlindPixelConfig(MethodConfig):
         return 2 * self.pre_post_frame + 1
 
 
+class ResidualNetConfig(BlindPixelConfig):
+    """DeepVID's full-resolution residual network."""
+
+    features: int = Field(64, ge=4, le=256, description="channels of every hidden layer (published 64)")
+    norm: Literal["batch", "none"] = Field("batch", description="normalisation in the residual blocks")
+    blocks: int = Field(16, ge=0, le=64, description="residual blocks (published 16)")
+
+
 @register_method(
     family="blind-spot frame",
     citation="Platisa et al., High-speed low-light in vivo two-photon voltage imaging of large neuronal "
@@ -70,14 +75,10 @@ class BlindPixelConfig(MethodConfig):
     description="residual 2-D network on N frames each side plus the centre frame with blind pixels; masked MSE",
     recipe="livedenoise.models.recipes.masked_frame:BlindPixelRecipe",
 )
-class DeepVIDConfig(BlindPixelConfig):
+class DeepVIDConfig(ResidualNetConfig):
     """DeepVID: DeepInterpolation plus Noise2Void on the centre frame (10 % blind pixels, 16 residual blocks)."""
 
     method: Literal["deepvid"] = "deepvid"
-    blind_pixel_ratio: float = Field(
-        0.1, gt=0.0, lt=1.0, description="fraction of centre pixels made blind (published 0.1)"
-    )
-    blocks: int = Field(16, ge=0, le=64, description="residual blocks (published 16)")
 
 
 @register_method(
@@ -88,7 +89,7 @@ class DeepVIDConfig(BlindPixelConfig):
     description="DeepVID with 4 residual blocks, 0.5 % blind pixels and four Sobel edge-prior channels",
     recipe="livedenoise.models.recipes.masked_frame:EdgePriorRecipe",
 )
-class DeepVIDv2Config(BlindPixelConfig):
+class DeepVIDv2Config(ResidualNetConfig):
     """DeepVID v2: four edge-prior planes (Sobel directions of a blurred mean frame) join the window.
 
     The mean frame is the training movie's (``edge_prior="fixed"``: served frames must have the training frame
@@ -120,3 +121,43 @@ class DeepVIDv2Config(BlindPixelConfig):
         if v % 2 == 0:
             raise ValueError(f"edge_gaussian_size={v} must be odd; use {v - 1} or {v + 1}")
         return v
+
+
+@register_method(
+    family="blind-spot frame",
+    citation="Lee et al., Self-supervised denoising of dynamic fluorescence images via temporal "
+    "gradient-empowered deep learning, PhotoniX 6 (2025), doi:10.1186/s43074-025-00173-8",
+    paper="Lee et al., PhotoniX 2025",
+    description="provisional (no public code): blind-pixel centre, neighbours and their temporal gradients; 2-D U-Net",
+    recipe="livedenoise.models.recipes.masked_frame:TemporalGradientRecipe",
+    provisional=True,
+)
+class TeDConfig(BlindPixelConfig):
+    """TeD, provisional: only the abstract is public, so every choice here is an assumption (docs/decisions.md).
+
+    The network sees the window (the centre frame with blind pixels, as DeepVID, so a 1-2-frame event stays
+    visible) and its ``2N`` temporal gradients (differences of consecutive frames, taken after blinding, so a
+    blind pixel's own value never enters); the loss is the MSE over the blind pixels.
+    """
+
+    method: Literal["ted"] = "ted"
+    base_channels: int = Field(32, ge=4, le=256, description="channels at the first U-Net level")
+    levels: int = Field(3, ge=2, le=5, description="U-Net resolutions (levels - 1 poolings)")
+
+    @property
+    def size_multiple(self) -> int:
+        return int(2 ** (self.levels - 1))
+
+    @model_validator(mode="after")
+    def _check_patch(self) -> TeDConfig:
+        m = self.size_multiple
+        if self.patch_xy % m:
+            raise ValueError(
+                f"patch_xy={self.patch_xy} is not a multiple of {m}, which the U-Net needs; "
+                f"use patch_xy={nearest_multiples(self.patch_xy, m)}"
+            )
+        return self
+
+    def window(self) -> WindowSpec:
+        n = self.pre_post_frame
+        return WindowSpec(before=n, after=n, out_frames=1, spatial_multiple=self.size_multiple)

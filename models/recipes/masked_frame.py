@@ -1,4 +1,4 @@
-"""DeepVID and DeepVID v2: the centre frame with blind pixels plus ``N`` neighbouring frames on each side,
+"""DeepVID, DeepVID v2 and TeD (provisional): the centre frame with blind pixels plus ``N`` neighbouring frames on each side,
 masked MSE.
 
 The trainable model is :class:`DetrendedWindowModel` (window in, centre estimate out; v2 also takes the mean
@@ -13,13 +13,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from livedenoise.models.catalogue.masked_frame import BlindPixelConfig, DeepVIDv2Config
+from livedenoise.models.catalogue.masked_frame import BlindPixelConfig, DeepVIDv2Config, ResidualNetConfig, TeDConfig
 from livedenoise.models.losses import l2
 from livedenoise.models.networks.deepvid import EdgePrior
 from livedenoise.models.recipes.base import Recipe, StepOutput, TrainingWindow
 from livedenoise.models.sampling.blind_pixels import FixedBlindPixels, random_blind_pixels
 
-__all__ = ["DetrendedWindowModel", "EdgePriorModel", "BlindPixelRecipe", "EdgePriorRecipe"]
+__all__ = [
+    "DetrendedWindowModel",
+    "EdgePriorModel",
+    "TemporalGradients",
+    "BlindPixelRecipe",
+    "EdgePriorRecipe",
+    "TemporalGradientRecipe",
+]
 
 
 class DetrendedWindowModel(nn.Module):
@@ -79,6 +86,18 @@ class EdgePriorModel(DetrendedWindowModel):
         return self._denoise(window, self.edge_prior(mean_frame))
 
 
+class TemporalGradients(nn.Module):
+    """``[B, L, H, W]`` window -> ``net`` on the window and its ``L - 1`` consecutive-frame differences."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, window: Tensor) -> Tensor:
+        out: Tensor = self.net(torch.cat([window, window[:, 1:] - window[:, :-1]], dim=1))
+        return out
+
+
 class RunningPrior(nn.Module):
     """Served graph of a running prior: ``[B, L + 1, H, W]`` (window, then the series' running mean frame)."""
 
@@ -102,26 +121,19 @@ def _conv_weight_penalty(model: nn.Module, l1_weight: float, l2_weight: float) -
     return total
 
 
-class BlindPixelRecipe(Recipe):
-    """DeepVID's recipe: windows centred on every movie frame, random blind pixels in the centre frame."""
+class MaskedCentreRecipe(Recipe):
+    """Windows centred on every movie frame, random blind pixels in the centre frame, MSE over them; the network
+    is the subclass's."""
 
     config: BlindPixelConfig
-
-    def network(self) -> tuple[str, dict[str, Any]]:
-        c = self.config
-        return "deepvid_resnet", {
-            "in_channels": c.input_frames,
-            "features": c.features,
-            "blocks": c.blocks,
-            "norm": c.norm,
-        }
 
     def build_model(self) -> nn.Module:
         return DetrendedWindowModel(super().build_model(), self.config.detrend)
 
     def training_window(self) -> TrainingWindow:
         n = self.config.pre_post_frame
-        return TrainingWindow(frames=2 * n + 1, size=self.config.patch_xy, spatial_multiple=1, centre=n)
+        multiple = self.config.window().spatial_multiple
+        return TrainingWindow(frames=2 * n + 1, size=self.config.patch_xy, spatial_multiple=multiple, centre=n)
 
     def training_step(self, model: nn.Module, patches: Tensor, generator: torch.Generator) -> StepOutput:
         c = self.config
@@ -142,6 +154,21 @@ class BlindPixelRecipe(Recipe):
         if not c.inference_blind_pixels:
             return model
         return nn.Sequential(FixedBlindPixels(c.pre_post_frame, c.blind_pixel_ratio, c.blind_pixel_method), model)
+
+
+class BlindPixelRecipe(MaskedCentreRecipe):
+    """DeepVID: the full-resolution residual network on the window."""
+
+    config: ResidualNetConfig
+
+    def network(self) -> tuple[str, dict[str, Any]]:
+        c = self.config
+        return "deepvid_resnet", {
+            "in_channels": c.input_frames,
+            "features": c.features,
+            "blocks": c.blocks,
+            "norm": c.norm,
+        }
 
 
 class EdgePriorRecipe(BlindPixelRecipe):
@@ -181,3 +208,21 @@ class EdgePriorRecipe(BlindPixelRecipe):
             return None
         h, w = model.mean_frame.shape
         return int(h), int(w)
+
+
+class TemporalGradientRecipe(MaskedCentreRecipe):
+    """TeD (provisional): a 2-D U-Net on the window with blind centre pixels and its temporal gradients."""
+
+    config: TeDConfig
+
+    def network(self) -> tuple[str, dict[str, Any]]:
+        c = self.config
+        return "unet2d", {
+            "in_channels": 2 * c.input_frames - 1,
+            "out_channels": 1,
+            "base": c.base_channels,
+            "levels": c.levels,
+        }
+
+    def build_model(self) -> nn.Module:
+        return DetrendedWindowModel(TemporalGradients(Recipe.build_model(self)), self.config.detrend)

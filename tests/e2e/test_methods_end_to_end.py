@@ -32,6 +32,7 @@ TINY = {
     "deepsemi": {"in_c": 5, "features": 4, "out_frames": 4, "context": 2, "patch_xy": 16, "batch_size": 2},
     "deepvid": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "features": 8, "blocks": 2},
     "deepvid_v2": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "features": 8, "blocks": 2},
+    "ted": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 2},
     "support": {
         "pre_post_frame": 3,
         "patch_xy": 16,
@@ -86,6 +87,10 @@ def test_method_trains_exports_and_streams_like_offline(
     with IngestService(settings, model_path=path, model_id=method) as service:
         with StreamClient(service.zmq_endpoint, stream=f"cam-{method}") as client:
             streamed = client.denoise(movie, mode="lossless")
+            if spec.frame_shape is not None:  # a prior fixed from the training movie: other sizes are refused
+                other = client.denoise(movie[:12, :20, :24], mode="lossless")
+                assert other.count("error") == 12 and set(other.codes.values()) == {"model_mismatch"}
+                assert "serves only 22x26 frames" in other.messages[0] and "got 20x24" in other.messages[0]
     summary = streamed.summary()
     assert summary["frames_in"] == summary["frames_out"] == movie.shape[0]
     assert summary.get("errors", 0) == 0 and summary.get("skipped", 0) == 0

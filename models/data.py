@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +53,13 @@ def fit_training_window(window: TrainingWindow, movie_shape: tuple[int, ...]) ->
     """
     t_len, h_len, w_len = (int(s) for s in movie_shape)
     frames = window.frames
+    if window.centre is None and t_len < window.min_frames and window.short_movie_centre is not None:
+        logger.info(
+            "movie has %d frames, fewer than the %d a training window needs: using windows mirrored at its ends",
+            t_len,
+            window.min_frames,
+        )
+        window = replace(window, centre=window.short_movie_centre)
     if window.centre is None:  # consecutive frames inside the movie
         if t_len < window.min_frames:
             raise ValueError(

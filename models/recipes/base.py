@@ -44,6 +44,9 @@ class TrainingWindow:
     centre: int | None = None
     frames_multiple: int = 1
     min_frames: int = 1
+    #: With ``centre`` None: on a movie shorter than ``min_frames``, fall back to mirrored windows centred at this
+    #: slot (instead of refusing the movie).
+    short_movie_centre: int | None = None
     #: Append the training movie's mean frame as one more plane after the frames of every sample (the same
     #: crop and augmentation, normalised like the frames), for methods with a per-pixel prior.
     mean_frame: bool = False

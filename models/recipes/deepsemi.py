@@ -63,11 +63,19 @@ class DeepSeMiRecipe(Recipe):
         return DeepSeMiModel(net)
 
     def training_window(self) -> TrainingWindow:
-        # Blocks around a uniformly drawn frame, mirrored at the movie's ends as the server mirrors a series, so
-        # movies shorter than a block train (and their edges train as they are served).
+        # Consecutive frames inside the movie, never mirrored: a mirrored block holds copies of frames it also
+        # predicts, and the T branch learns to copy them (measured: the held-out score fell from +10.5 to +4 dB
+        # while the training loss kept falling). Only a movie shorter than the smallest block trains mirrored.
         c = self.config
         frames = c.block_frames + c.in_c - 1
-        return TrainingWindow(frames=frames, size=c.patch_xy, spatial_multiple=c.size_multiple, centre=frames // 2)
+        return TrainingWindow(
+            frames=frames,
+            size=c.patch_xy,
+            spatial_multiple=c.size_multiple,
+            frames_multiple=c.size_multiple,
+            min_frames=c.size_multiple + c.in_c - 1,
+            short_movie_centre=frames // 2,
+        )
 
     def training_step(self, model: nn.Module, patches: Tensor, generator: torch.Generator) -> StepOutput:
         n = self.config.in_c // 2

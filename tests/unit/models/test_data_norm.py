@@ -25,6 +25,22 @@ def test_too_short_movie_names_the_minimum() -> None:
         fit_training_window(window, (64, 3, 64))
 
 
+def test_short_movie_falls_back_to_mirrored_windows_when_the_recipe_allows_it() -> None:
+    window = TrainingWindow(frames=30, size=16, spatial_multiple=8, frames_multiple=8, min_frames=22)
+    assert fit_training_window(window, (40, 16, 16)).frames == 30
+    assert (fit_training_window(window, (25, 16, 16)).frames, fit_training_window(window, (25, 16, 16)).centre) == (
+        22,
+        None,
+    )
+    with pytest.raises(ValueError, match="15 frames but training needs at least 22"):
+        fit_training_window(window, (15, 16, 16))
+    mirrored = TrainingWindow(
+        frames=30, size=16, spatial_multiple=8, frames_multiple=8, min_frames=22, short_movie_centre=15
+    )
+    shape = fit_training_window(mirrored, (15, 16, 16))
+    assert (shape.frames, shape.centre) == (30, 15)
+
+
 def test_sample_patches_are_seeded_crops() -> None:
     movie = np.arange(20 * 10 * 12, dtype=np.uint16).reshape(20, 10, 12)
     shape = PatchShape(frames=6, h=4, w=5)

@@ -23,12 +23,13 @@ def methods_table(catalogue: ModuleType, *, count_parameters: bool = True, markd
     count_parameters = count_parameters and importlib.util.find_spec("torch") is not None
     header = ("name", "family", "window (before · out · after)", "latency (frames)", "parameters", "paper")
     rows = []
+    provisional = {name for name in catalogue.list_methods() if catalogue.method_info(name).provisional}
     for name in catalogue.list_methods():
         info = catalogue.method_info(name)
         w = info.config_cls().window()
         rows.append(
             (
-                name + (" (provisional)" if info.provisional else ""),
+                name,
                 info.family,
                 f"{w.before} · {w.out_frames} · {w.after}",
                 str(w.latency_frames),
@@ -36,10 +37,14 @@ def methods_table(catalogue: ModuleType, *, count_parameters: bool = True, markd
                 info.paper,
             )
         )
+    marker = " (provisional)"  # a method without public code: our reading of its paper
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(f"`{r[0]}`" if i == 0 else r[i] for i in range(len(r))) + " |" for r in rows]
+        for r in rows:
+            name = f"`{r[0]}`" + (marker if r[0] in provisional else "")
+            lines.append("| " + " | ".join([name, *r[1:]]) + " |")
         return "\n".join(lines)
+    rows = [(r[0] + (marker if r[0] in provisional else ""), *r[1:]) for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)])

@@ -80,6 +80,13 @@ def test_methods_lists_every_registered_method(capsys: pytest.CaptureFixture[str
         window = method_info(name).config_cls().window()
         assert f"{window.before} · {window.out_frames} · {window.after}" in line
         assert method_info(name).paper in line and (" M |" in line or " k |" in line)
+    # a method without public code says so, beside its name
+    assert all(
+        ("(provisional)" in r) == method_info(n).provisional
+        for n in list_methods()
+        for r in out.splitlines()
+        if r.startswith(f"| `{n}`")
+    )
     # support: 30 · 1 · 30, latency 30 frames, ~1.4 M parameters at its defaults
     assert any(r.startswith("| `support`") and "| 30 |" in r for r in out.splitlines())
 

@@ -27,6 +27,15 @@ def nearest_multiples(value: int, multiple: int) -> str:
     return f"{lo} or {hi}" if lo != hi else f"{lo}"
 
 
+def check_patch_multiple(patch_xy: int, multiple: int) -> None:
+    """Raise naming the fix when a training crop is not a multiple of what the network's poolings need."""
+    if patch_xy % multiple:
+        raise ValueError(
+            f"patch_xy={patch_xy} is not a multiple of {multiple}, which the U-Net needs; "
+            f"use patch_xy={nearest_multiples(patch_xy, multiple)}"
+        )
+
+
 class MethodConfig(BaseModel):
     """Base of every method's config: what the trainer and the exporter ask of any method.
 

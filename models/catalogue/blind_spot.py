@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from livedenoise.clients.model_spec import WindowSpec
-from livedenoise.models.catalogue.base import MethodConfig, nearest_multiples, register_method
+from livedenoise.models.catalogue.base import MethodConfig, check_patch_multiple, register_method
 
 __all__ = ["DeepInterpolationConfig", "SupportConfig"]
 
@@ -28,12 +28,7 @@ class _WindowedFrameConfig(MethodConfig):
 
     @model_validator(mode="after")
     def _check_patch(self) -> _WindowedFrameConfig:
-        m = self.size_multiple
-        if self.patch_xy % m:
-            raise ValueError(
-                f"patch_xy={self.patch_xy} is not a multiple of {m}, which the U-Net needs; "
-                f"use patch_xy={nearest_multiples(self.patch_xy, m)}"
-            )
+        check_patch_multiple(self.patch_xy, self.size_multiple)
         return self
 
     def window(self) -> WindowSpec:

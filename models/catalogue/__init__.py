@@ -23,6 +23,7 @@ from livedenoise.models.catalogue.blind_spot import DeepInterpolationConfig, Sup
 from livedenoise.models.catalogue.deepsemi import DeepSeMiConfig
 from livedenoise.models.catalogue.masked_frame import DeepVIDConfig, DeepVIDv2Config, TeDConfig
 from livedenoise.models.catalogue.neighbour_frame import DeepCADConfig, DeepCADRTConfig
+from livedenoise.models.catalogue.spatial_sampling import FASTConfig
 
 __all__ = [
     "AnyMethodConfig",
@@ -34,6 +35,7 @@ __all__ = [
     "DeepSeMiConfig",
     "DeepVIDConfig",
     "DeepVIDv2Config",
+    "FASTConfig",
     "SupportConfig",
     "TeDConfig",
     "config_fields",

@@ -33,6 +33,7 @@ TINY = {
     "deepvid": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "features": 8, "blocks": 2},
     "deepvid_v2": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "features": 8, "blocks": 2},
     "ted": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 2},
+    "fast": {"frames": 4, "features": 4, "levels": 2, "patch_xy": 16, "batch_size": 4},
     "support": {
         "pre_post_frame": 3,
         "patch_xy": 16,
@@ -55,8 +56,11 @@ def movie() -> np.ndarray:
 
 
 # Served variants beside each method's default: DeepVID v2 with the series' running mean behind its edge prior
-# (the engine appends the running mean frame to every window).
-VARIANTS = [(m, {}) for m in sorted(TINY)] + [("deepvid_v2", {"edge_prior": "running"})]
+# (the engine appends the running mean frame to every window), FAST's causal estimate (no future frames).
+VARIANTS = [(m, {}) for m in sorted(TINY)] + [
+    ("deepvid_v2", {"edge_prior": "running"}),
+    ("fast", {"estimate": "causal"}),
+]
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,8 @@ PUBLISHED = {
     "deepsemi": ({}, 68_211),
     # TeD has no public code (provisional): no reference count exists.
     "ted": ({}, None),
+    # FAST's Unet_Lite, f_maps [64, 64, 64], 4 frames, built and counted from the reference (METHODS.md §4.1).
+    "fast": ({}, 13_572),
 }
 
 

@@ -7,16 +7,18 @@ Measures, in one run so the ratios compare like with like:
    to the best offline figure: the cost of the streaming path itself;
 3. the real recordings in ``../shared/data/real`` (8-bit and 16-bit, odd frame sizes) through the offline engine.
 
-The model is DeepCAD-RT as the demo trains it (3-D U-Net, base 16, 3 levels, window 4 + 8 + 4), trained for one
-short epoch only:
-speed does not depend on how well it is trained.
+The model is a method at its defaults (DeepCAD-RT, as the demo trains it, unless ``--method`` names another; ``--set
+FIELD=VALUE`` changes a field of its config), trained for one short epoch only: speed does not depend on how well
+it is trained.
 
-    python benchmarks/bench_serving.py [--frames 200] [--size 128] [--real-dir ../shared/data/real]
+    python benchmarks/bench_serving.py [--method fast --set out_frames=8] [--frames 200] [--size 128]
+        [--real-dir ../shared/data/real]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import tempfile
 import time
@@ -42,6 +44,13 @@ def _offline_fps(engine: Engine, movie: np.ndarray, batch: int) -> float:
     return movie.shape[0] / (time.perf_counter() - t0)
 
 
+def _json_or_text(value: str) -> object:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
@@ -50,17 +59,20 @@ def main() -> None:
         "--real-dir", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
     )
     parser.add_argument("--batches", default="1,2,4,8")
+    parser.add_argument("--method", default="deepcad_rt")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a config field (JSON value)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     work = Path(tempfile.mkdtemp(prefix="livedenoise-bench-"))
     movie = simulate_calcium_movie(frames=args.frames, size=args.size, seed=0, photons=2.0).noisy
-    # The demo's model geometry (TrainConfig defaults: 16-frame windows, 4 + 8 + 4).
-    config = TrainConfig(method="deepcad_rt", epochs=1, patches_per_epoch=8, seed=0)
+    fields = {name: _json_or_text(value) for name, _, value in (item.partition("=") for item in args.set)}
+    config = TrainConfig(method=args.method, epochs=1, patches_per_epoch=8, seed=0, **fields)
     _, spec = train_and_export(movie, config, work / "model.onnx")
     w = spec.window
     rows: list[tuple[str, str, str]] = []
-    print(f"model deepcad_rt window {w.before}+{w.out_frames}+{w.after}, movie {movie.shape} {movie.dtype}\n")
+    described = " ".join([args.method, *args.set])
+    print(f"model {described} window {w.before}+{w.out_frames}+{w.after}, movie {movie.shape} {movie.dtype}\n")
 
     engine = load_engine(work / "model.onnx", provider="cpu", model_id="bench")
     offline = {}

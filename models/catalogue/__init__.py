@@ -23,7 +23,7 @@ from livedenoise.models.catalogue.blind_spot import DeepInterpolationConfig, Sup
 from livedenoise.models.catalogue.deepsemi import DeepSeMiConfig
 from livedenoise.models.catalogue.masked_frame import DeepVIDConfig, DeepVIDv2Config, TeDConfig
 from livedenoise.models.catalogue.neighbour_frame import DeepCADConfig, DeepCADRTConfig
-from livedenoise.models.catalogue.spatial_sampling import FASTConfig
+from livedenoise.models.catalogue.spatial_sampling import FASTConfig, SN2NConfig, SRDTransConfig
 
 __all__ = [
     "AnyMethodConfig",
@@ -36,6 +36,8 @@ __all__ = [
     "DeepVIDConfig",
     "DeepVIDv2Config",
     "FASTConfig",
+    "SN2NConfig",
+    "SRDTransConfig",
     "SupportConfig",
     "TeDConfig",
     "config_fields",

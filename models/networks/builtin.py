@@ -4,7 +4,15 @@ from __future__ import annotations
 
 # The method-specific networks (``deepinterpolation_unet``, ``support_net``) register themselves when their
 # modules are imported; the registry imports this module, so importing them here makes them known.
-from livedenoise.models.networks import deepinterpolation, deepsemi, deepvid, fast, support  # noqa: F401
+from livedenoise.models.networks import (  # noqa: F401
+    deepinterpolation,
+    deepsemi,
+    deepvid,
+    fast,
+    sn2n,
+    srdtrans,
+    support,
+)
 from livedenoise.models.networks.registry import register_network
 from livedenoise.models.networks.unet import UNet, UNetStyle
 

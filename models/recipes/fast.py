@@ -118,6 +118,8 @@ class FASTRecipe(Recipe):
     def pairs(self, patches: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``(input, label)`` ``[B, C, h, w]`` each: frames ``i`` and ``i + 1`` of the sample, swapped at random."""
         c = self.config.frames
+        if self.config.pairing == "same_frame":
+            return patches[:, :c], patches[:, :c]
         swap = torch.rand(patches.shape[0], c, generator=generator, device=generator.device) < 0.5
         swap = swap.to(patches.device)[:, :, None, None]
         earlier, later = patches[:, :c], patches[:, 1 : c + 1]

@@ -34,6 +34,18 @@ TINY = {
     "deepvid_v2": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "features": 8, "blocks": 2},
     "ted": {"pre_post_frame": 3, "patch_xy": 16, "batch_size": 4, "base_channels": 4, "levels": 2},
     "fast": {"frames": 4, "features": 4, "levels": 2, "patch_xy": 16, "batch_size": 4},
+    "sn2n": {"base_channels": 4, "levels": 3, "patch_xy": 16, "batch_size": 4},
+    "srdtrans": {
+        "patch_t": 8,
+        "levels": 2,
+        "out_frames": 4,
+        "patch_xy": 14,
+        "batch_size": 2,
+        "base_channels": 4,
+        "embed_dim": 16,
+        "heads": 2,
+        "mlp_dim": 32,
+    },
     "support": {
         "pre_post_frame": 3,
         "patch_xy": 16,

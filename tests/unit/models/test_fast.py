@@ -20,19 +20,24 @@ def _shared_values(a: torch.Tensor, b: torch.Tensor) -> int:
     return int(torch.isin(a.flatten(), b.flatten()).sum())
 
 
-def test_no_input_pixel_of_a_step_is_a_label_pixel() -> None:
-    recipe = get_recipe("fast", frames=4, features=4, levels=2, patch_xy=16)
+@pytest.mark.parametrize("pairing", ["temporal", "same_frame"])
+def test_no_input_pixel_of_a_step_is_a_label_pixel(pairing: str) -> None:
+    recipe = get_recipe("fast", frames=4, features=4, levels=2, patch_xy=16, pairing=pairing)
     patches = _unique_patches(3, 5, 16, 16)
     for seed in range(5):
         _, _, sub_input, sub_label = recipe.sub_pairs(patches, torch.Generator().manual_seed(seed))
         assert sub_input.shape == sub_label.shape == (3, 4, 8, 8)
         for b in range(3):
             assert _shared_values(sub_input[b], sub_label[b]) == 0
-        # Each position pairs frames i and i + 1, one as input and the other as label.
+        # temporal: each position pairs frames i and i + 1, one as input and the other as label;
+        # same_frame: position i is frame i, input and label.
         frame_of = lambda v: (v.long() // (16 * 16)) % 5  # noqa: E731
         fi, fl = frame_of(sub_input), frame_of(sub_label)
         i = torch.arange(4).view(1, 4, 1, 1)
-        assert bool((((fi == i) & (fl == i + 1)) | ((fi == i + 1) & (fl == i))).all())
+        if pairing == "temporal":
+            assert bool((((fi == i) & (fl == i + 1)) | ((fi == i + 1) & (fl == i))).all())
+        else:
+            assert bool(((fi == i) & (fl == i)).all())
 
 
 def test_a_pair_drawn_per_channel_would_leak_label_pixels_into_the_input() -> None:

@@ -26,6 +26,11 @@ PUBLISHED = {
     "ted": ({}, None),
     # FAST's Unet_Lite, f_maps [64, 64, 64], 4 frames, built and counted from the reference (METHODS.md §4.1).
     "fast": ({}, 13_572),
+    # SRDTrans as its train.py builds it (f_maps 8-16-32-64, embedding 128, 8 heads, MLP 512, window 7, one block),
+    # built and counted from the reference; ours loads its weights and gives the same outputs (docs/decisions.md).
+    "srdtrans": ({"patch_t": 128}, 1_801_061),
+    # SN2N's Unet_2d (bilinear, 64-128-256-512-512), built and counted from the reference (METHODS.md §4.2: 17.27 M).
+    "sn2n": ({}, 17_266_241),
 }
 
 

@@ -169,6 +169,75 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_setting(text: str) -> tuple[str | None, str, Any]:
+    """``KEY=VALUE`` for every method or ``METHOD.KEY=VALUE`` for one, the value as in ``--param``."""
+    key, value = _parse_param(text)
+    method, dot, field = key.rpartition(".")
+    if dot and not (method and field):
+        raise argparse.ArgumentTypeError(f"--set needs KEY=VALUE or METHOD.KEY=VALUE, got {text!r}")
+    return (method or None), field, value
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    compare = _require(
+        "compare",
+        "livedenoise.models.compare",
+        "livedenoise.models.pipeline",
+        "livedenoise.models.compare_report",
+        "livedenoise.server.engine.onnx_runtime",
+        "matplotlib",
+        "scipy",
+    )
+    from livedenoise.clients.movie_io import read_movie
+    from livedenoise.clients.progress import ProgressBar
+    from livedenoise.models.catalogue import method_info
+    from livedenoise.models.compare_report import format_table
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    for name in methods or []:
+        method_info(name)  # an unknown name fails before the movie is read
+    shared: dict[str, Any] = {}
+    overrides: dict[str, dict[str, Any]] = {}
+    for method, field, value in args.settings or []:
+        (overrides.setdefault(method, {}) if method else shared)[field] = value
+    movie_path = Path(args.movie)
+    movie = read_movie(movie_path)
+    clean = read_movie(args.clean) if args.clean else None
+    out = Path(args.out) if args.out else Path(f"{movie_path.stem}-compare")
+    bar: list[Any] = []
+
+    def on_progress(p: Any) -> None:
+        if p.train is not None:
+            if bar:
+                bar[0].update(float(p.train.fraction), f"epoch {p.train.epoch} loss {p.train.loss:.4f}")
+            return
+        while bar:
+            bar.pop().close()
+        logger.info("[%d/%d] %s: %s %s", p.index, p.total, p.method, p.stage, p.message)
+        if p.stage == "train":
+            bar.append(ProgressBar(f"train {p.method}"))
+
+    try:
+        result = compare.compare_methods(
+            movie,
+            methods,
+            args.time_budget_s,
+            out,
+            clean=clean,
+            max_latency=args.max_latency,
+            progress=on_progress,
+            overrides=overrides,
+            shared=shared,
+            movie_name=movie_path.name,
+        )
+    finally:
+        while bar:
+            bar.pop().close()
+    print(format_table(result))
+    print(f"wrote {out / result.files['html']} (and report.png, results.json, results.csv, models/)")
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from livedenoise.clients.methods_table import methods_table
 
@@ -356,6 +425,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="checkpoint folder (default: OUT with the suffix .ckpt)")
     p.add_argument("--no-checkpoint", dest="no_checkpoint", action="store_true", help="write only the ONNX file")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("compare", help="train several methods on a movie and write a report to pick one")
+    p.add_argument("movie", help=".tif/.tiff/.npy, [T, Y, X]")
+    p.add_argument("--methods", help="comma-separated methods (default: every method; those the movie does not suit"
+                   " are listed as skipped)")  # fmt: skip
+    p.add_argument(
+        "--time-budget",
+        dest="time_budget_s",
+        type=float,
+        help="seconds for the whole comparison: each method's default budget scaled so training takes at most 80%% "
+        "of it (default: each method's full default)",
+    )
+    p.add_argument("--clean", help="ground truth movie of the same shape: adds PSNR and SSIM")
+    p.add_argument("--max-latency", dest="max_latency", type=int, help="recommend only estimates within this latency")
+    p.add_argument("--out", help="report folder (default: <movie stem>-compare)")
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        type=_parse_setting,
+        metavar="[METHOD.]KEY=VALUE",
+        help="a training field for every method (epochs=2, device=cpu) or for one (deepcad_rt.patch_t=8); repeatable",
+    )
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("methods", help="list the registered methods: family, window, latency, parameters, paper")
     p.add_argument("--markdown", action="store_true", help="a Markdown table")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from livedenoise.clients.status import ServedModel
 from livedenoise.server.jobs.backend import JobLogs
 from livedenoise.server.jobs.data import DataRecord
-from livedenoise.server.jobs.store import JobRecord, JobState
+from livedenoise.server.jobs.store import JobKind, JobRecord, JobState
 from livedenoise.server.registry import ModelRecord
 
 __all__ = [
@@ -84,23 +84,58 @@ class ModelLoaded(BaseModel):
 
 
 class JobCreate(BaseModel):
-    """A training job. ``data`` is a path under the data root or the id of an upload (POST /v1/data)."""
+    """A job on a movie. ``data`` is a path under the data root or the id of an upload (POST /v1/data).
+
+    ``kind`` ``train`` (the default) trains ``method``; ``compare`` trains ``methods`` (every method when
+    omitted) on the movie's even frames, scores them and the classical filters on the odd frames and writes a
+    report (GET /v1/jobs/{id}/report).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    method: str = Field(description="training recipe, e.g. 'deepcad_rt'")
+    kind: JobKind = Field(JobKind.TRAIN, description="'train' (one method, a model) or 'compare' (a report)")
+    method: str | None = Field(None, description="train: training recipe, e.g. 'deepcad_rt'")
     data: str = Field(description="movie path relative to the data root, or an uploaded data id 'd-…'")
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="training config, flat: the method's own fields and the shared ones (time_budget_s, epochs, lr, seed, …); "
-        "validated at submit (livedenoise methods lists the methods)",
+        "validated at submit (livedenoise methods lists the methods). compare: fields for every method",
     )
-    activate: bool = Field(False, description="serve the model as soon as the job succeeds")
-    name: str | None = Field(None, description="name of the registered model (default: '<method>-<job id>')")
+    activate: bool = Field(False, description="train: serve the model as soon as the job succeeds")
+    name: str | None = Field(None, description="train: name of the registered model (default: '<method>-<job id>')")
+    methods: list[str] | None = Field(None, description="compare: the methods to compare (default: every method)")
+    time_budget_s: float | None = Field(
+        None, gt=0, description="compare: seconds for the whole comparison (default: each method's own budget)"
+    )
+    max_latency: int | None = Field(
+        None, ge=0, description="compare: recommend only estimates reading at most this many future frames"
+    )
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="compare: training fields for one method, {method: {field: value}}"
+    )
+    clean: str | None = Field(None, description="compare: ground truth of the same shape (adds PSNR and SSIM)")
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> JobCreate:
+        if self.kind is JobKind.TRAIN:
+            if self.method is None:
+                raise ValueError("field 'method' is required for a train job")
+            given = [f for f in _COMPARE_ONLY if f in self.model_fields_set]
+        else:
+            given = [f for f in _TRAIN_ONLY if f in self.model_fields_set]
+        if given:
+            other = "compare" if self.kind is JobKind.TRAIN else "train"
+            raise ValueError(f"field(s) {', '.join(given)} belong to {other} jobs, not to {self.kind.value} jobs")
+        return self
+
+
+_COMPARE_ONLY = ("methods", "time_budget_s", "max_latency", "overrides", "clean")
+_TRAIN_ONLY = ("method", "activate", "name")
 
 
 class JobPublic(BaseModel):
     id: str
+    kind: JobKind = JobKind.TRAIN
     state: JobState
     method: str
     data: str
@@ -120,6 +155,12 @@ class JobPublic(BaseModel):
     error: str | None
     validation: dict[str, Any] | None = Field(
         None, description="held-out score of the trained model beside the best classical filter's (dB of PSNR gain)"
+    )
+    progress_detail: dict[str, Any] | None = Field(
+        None, description="compare: the method in progress, {method, index (1-based), total, stage, message}"
+    )
+    result: dict[str, Any] | None = Field(
+        None, description="compare: the report's results.json: rows, the filters' scores and the recommendation"
     )
 
     @classmethod

@@ -19,20 +19,24 @@ class JobLimits:
 
 @dataclass(frozen=True)
 class JobLaunch:
-    """What a backend needs to start one training run: the movie, the full TrainConfig dict (with ``method``)."""
+    """What a backend needs to start one job: the movie and, for ``kind`` ``train``, the full TrainConfig dict
+    (with ``method``); for ``compare``, the compare request (``methods``, ``time_budget_s``, ``max_latency``,
+    ``clean``, ``shared``, ``overrides``)."""
 
     job_id: str
     movie: Path
     config: dict[str, Any]
     limits: JobLimits = field(default_factory=JobLimits)
+    kind: str = "train"
 
 
 @dataclass
 class BackendPoll:
     """One look at a job: new progress events since the previous poll, and the result once it has exited.
 
-    ``result`` is the worker's ``result.json`` (``{"output", "spec", "history"}`` or ``{"error"}``), or
-    None if it exited without writing one (crash, kill).
+    ``result`` is the worker's ``result.json`` (``{"output", "spec", "history"}`` for a training job,
+    ``{"output", "result"}`` for a comparison, or ``{"error"}``), or None if it exited without writing one
+    (crash, kill).
     """
 
     running: bool
@@ -74,6 +78,10 @@ class JobBackend(Protocol):
 
     def result(self, job_id: str) -> dict[str, Any] | None:
         """The result a job left behind (after a server restart: did it finish while nobody watched?)."""
+        ...
+
+    def report_dir(self, job_id: str) -> Path:
+        """Where a comparison's report folder is on this machine (the server serves it from there)."""
         ...
 
     def forget(self, job_id: str) -> None:

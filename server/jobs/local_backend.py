@@ -24,12 +24,13 @@ from typing import Any
 
 from livedenoise.server.jobs.backend import BackendPoll, JobLaunch, JobLimits, JobLogs
 
-__all__ = ["LocalBackend", "WORKER_MODULE"]
+__all__ = ["LocalBackend", "WORKER_MODULE", "REPORT_DIR"]
 
 logger = logging.getLogger(__name__)
 
 WORKER_MODULE = "livedenoise.models.job_worker"
 MODEL_FILE = "model.onnx"
+REPORT_DIR = "report"  # a compare job's report folder
 
 
 @dataclass
@@ -60,7 +61,8 @@ class LocalBackend:
         job_dir.mkdir(parents=True, exist_ok=True)
         for stale in ("progress.jsonl", "result.json"):
             (job_dir / stale).unlink(missing_ok=True)
-        job = {"movie": str(launch.movie), "config": launch.config, "output": str(job_dir / MODEL_FILE)}
+        output = job_dir / (REPORT_DIR if launch.kind == "compare" else MODEL_FILE)
+        job = {"kind": launch.kind, "movie": str(launch.movie), "config": launch.config, "output": str(output)}
         (job_dir / "job.json").write_text(json.dumps(job, indent=1, sort_keys=True))
         # A training job never needs the API's credentials: it reports through files, not the API.
         env = {k: v for k, v in os.environ.items() if k != "LIVEDENOISE_API_TOKEN"}
@@ -139,6 +141,9 @@ class LocalBackend:
 
     def result(self, job_id: str) -> dict[str, Any] | None:
         return _read_result(self.job_dir(job_id))
+
+    def report_dir(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / REPORT_DIR
 
     def forget(self, job_id: str) -> None:
         with self._lock:

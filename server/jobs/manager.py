@@ -1,4 +1,8 @@
-"""JobManager: submit, track, cancel training jobs; register (and optionally activate) what they export.
+"""JobManager: submit, track, cancel jobs; register (and optionally activate) what training jobs export.
+
+Two kinds of job run the same way: ``train`` (one method; its model is registered) and ``compare`` (several
+methods trained on the even frames and scored on the odd ones, :mod:`livedenoise.models.compare`; its result
+is the report folder, served by :meth:`JobManager.report`, and its ``results.json`` kept in the job).
 
 States: ``queued → running → succeeded | failed | cancelled``. A monitor thread polls the backend, copies
 progress events into the store, starts queued jobs when a slot is free and finalises finished ones: a
@@ -19,11 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from livedenoise.server.errors import Conflict, InvalidRequest, LiveDenoiseError
+from livedenoise.server.errors import Conflict, InvalidRequest, LiveDenoiseError, UnknownJob
 from livedenoise.server.jobs.backend import BackendPoll, JobBackend, JobLaunch, JobLimits, JobLogs
 from livedenoise.server.jobs.data import TrainingData
 from livedenoise.server.jobs.local_backend import LocalBackend
-from livedenoise.server.jobs.store import TERMINAL_STATES, JobRecord, JobState, JobStore, utc_now
+from livedenoise.server.jobs.report import zip_folder
+from livedenoise.server.jobs.store import TERMINAL_STATES, JobKind, JobRecord, JobState, JobStore, utc_now
 from livedenoise.server.registry import ModelRegistry
 from livedenoise.server.settings import ServerSettings
 
@@ -66,6 +71,37 @@ def _validate_training_config(method: str, config: dict[str, Any]) -> Any:
         raise InvalidRequest(f"invalid training config for method {method!r}: {problems}") from None
     except ValueError as exc:  # an unknown method: the message lists the known ones
         raise InvalidRequest(f"field 'method': {exc}") from None
+
+
+def _validate_compare(
+    methods: Sequence[str] | None, shared: dict[str, Any], overrides: dict[str, dict[str, Any]]
+) -> tuple[list[str], list[Any]]:
+    """The compared methods (every method when None) and their TrainConfigs, checked as the comparison will."""
+    from livedenoise.models.catalogue import list_methods, method_info
+
+    names = list(methods) if methods else list_methods()
+    for name in names:
+        if not isinstance(name, str) or not _METHOD.match(name):
+            raise InvalidRequest(f"field 'methods' must list method names like 'deepcad_rt', got {name!r}")
+        try:
+            method_info(name)
+        except ValueError as exc:  # the message lists the known methods
+            raise InvalidRequest(f"field 'methods': {exc}") from None
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidRequest(f"field 'methods' lists {', '.join(twice)} twice")
+    stray = sorted(set(overrides) - set(names))
+    if stray:
+        raise InvalidRequest(
+            f"field 'overrides' sets {', '.join(stray)}, which is not compared (methods: {', '.join(names)})"
+        )
+    for where, fields in [("config", shared), *((f"overrides.{m}", o) for m, o in overrides.items())]:
+        if not isinstance(fields, dict):
+            raise InvalidRequest(f"field '{where}' must be an object of training fields")
+        reserved = sorted(set(fields) & _RESERVED_CONFIG)
+        if reserved:
+            raise InvalidRequest(f"field '{where}' may not set {reserved}: the comparison sets it for each method")
+    return names, [_validate_training_config(m, {**shared, **overrides.get(m, {})}) for m in names]
 
 
 class JobManager:
@@ -209,8 +245,89 @@ class JobManager:
         self._wake()
         return job
 
+    def submit_compare(
+        self,
+        data: str,
+        *,
+        methods: Sequence[str] | None = None,
+        time_budget_s: float | None = None,
+        max_latency: int | None = None,
+        config: dict[str, Any] | None = None,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        clean: str | None = None,
+    ) -> JobRecord:
+        """Queue a comparison of ``methods`` (every method when None) on ``data``.
+
+        ``config`` holds training fields for every method, ``overrides`` per method (``{method: {field: value}}``);
+        each method's fields are validated as its TrainConfig now, so a bad one is refused before anything runs.
+        """
+        shared, per_method = dict(config or {}), dict(overrides or {})
+        names, configs = _validate_compare(methods, shared, per_method)
+        if time_budget_s is not None and not (0 < time_budget_s <= self.settings.job_max_seconds):
+            raise InvalidRequest(
+                f"field 'time_budget_s' must be above 0 and at most this server's job limit of "
+                f"{self.settings.job_max_seconds:g} s (LIVEDENOISE_JOB_MAX_SECONDS), got {time_budget_s:g}"
+            )
+        for name, train in zip(names, configs, strict=True):
+            if train.time_budget_s is not None and train.time_budget_s > self.settings.job_max_seconds:
+                raise InvalidRequest(
+                    f"{name}: 'time_budget_s' {train.time_budget_s:g} s is above this server's job limit of "
+                    f"{self.settings.job_max_seconds:g} s (LIVEDENOISE_JOB_MAX_SECONDS)"
+                )
+        if max_latency is not None and (
+            isinstance(max_latency, bool) or not isinstance(max_latency, int) or max_latency < 0
+        ):
+            raise InvalidRequest(f"field 'max_latency' must be a whole number of frames >= 0, got {max_latency!r}")
+        movie = self.data.resolve(data)
+        clean_path = None if clean is None else str(self.data.resolve(clean))
+        job = JobRecord(
+            id="j-" + uuid.uuid4().hex[:12],
+            kind=JobKind.COMPARE,
+            method=",".join(names),
+            data=str(movie),
+            config={
+                "methods": names,
+                "time_budget_s": time_budget_s,
+                "max_latency": max_latency,
+                "clean": clean_path,
+                "shared": shared,
+                "overrides": per_method,
+            },
+            backend=self.backend.name,
+        )
+        self.store.insert(job)
+        logger.info("job %s queued: compare %s on %s, config %s", job.id, job.method, movie, job.config)
+        self._wake()
+        return job
+
     def get(self, job_id: str) -> JobRecord:
         return self.store.get(job_id)
+
+    def report(self, job_id: str, archive: bool = False) -> Path:
+        """A succeeded comparison's ``report.html``, or with ``archive`` its whole report folder as a zip.
+
+        Raises :class:`UnknownJob` (404) for an unknown job, one that is not a comparison or whose report is
+        gone, and :class:`Conflict` (409) while it has not succeeded; with code ``no_report`` for all but an
+        unknown job (``unknown_job``).
+        """
+        job = self.store.get(job_id)
+        if job.kind is not JobKind.COMPARE:
+            raise UnknownJob(
+                f"job {job_id} is a {job.kind.value} job; only compare jobs have a report", code="no_report"
+            )
+        if job.state is not JobState.SUCCEEDED:
+            why = {
+                JobState.QUEUED: "is queued",
+                JobState.RUNNING: f"is running ({job.progress:.0%})",
+            }.get(job.state, f"{job.state.value}" + (f": {job.error}" if job.error else ""))
+            raise Conflict(f"job {job_id} {why}; its report is there once it has succeeded", code="no_report")
+        if job.backend != self.backend.name:
+            raise Conflict(f"job {job_id} ran on backend {job.backend!r}, not {self.backend.name!r}", code="no_report")
+        folder = self.backend.report_dir(job_id)
+        html = folder / "report.html"
+        if not html.is_file():
+            raise UnknownJob(f"the report of job {job_id} is no longer on this server ({folder})", code="no_report")
+        return zip_folder(folder, f"{job_id}-compare") if archive else html
 
     def list(self, state: JobState | None = None, limit: int | None = None) -> list[JobRecord]:
         return self.store.list(state, limit)
@@ -297,10 +414,21 @@ class JobManager:
                 job = self.store.oldest_queued()
                 if job is None:
                     return
-                launch = JobLaunch(
-                    job_id=job.id, movie=Path(job.data), config={**job.config, "method": job.method},
-                    limits=self._limits(job.config),
-                )  # fmt: skip
+                if job.kind is JobKind.COMPARE:
+                    overrides = job.config.get("overrides") or {}
+                    devices = [
+                        job.config.get("shared", {}).get("device"),
+                        *(o.get("device") for o in overrides.values()),
+                    ]
+                    launch = JobLaunch(
+                        job_id=job.id, movie=Path(job.data), config=job.config, kind=JobKind.COMPARE.value,
+                        limits=self._limits(devices),
+                    )  # fmt: skip
+                else:
+                    launch = JobLaunch(
+                        job_id=job.id, movie=Path(job.data), config={**job.config, "method": job.method},
+                        limits=self._limits([job.config.get("device")]),
+                    )  # fmt: skip
                 try:
                     ref = self.backend.start(launch)
                 except (OSError, ValueError) as exc:
@@ -318,10 +446,10 @@ class JobManager:
                 self._running.add(job.id)
                 self._deadlines[job.id] = time.monotonic() + self.settings.job_max_seconds
 
-    def _limits(self, config: dict[str, Any]) -> JobLimits:
+    def _limits(self, devices: Sequence[str | None]) -> JobLimits:
         # RLIMIT_AS breaks CUDA (it reserves huge address ranges): cap memory only where training runs on the CPU.
-        device = str(config.get("device", "auto"))
-        on_gpu = device.startswith("cuda") or (device == "auto" and Path("/dev/nvidia0").exists())
+        gpu_here = Path("/dev/nvidia0").exists()
+        on_gpu = any(str(d).startswith("cuda") or (d in (None, "auto") and gpu_here) for d in (devices or [None]))
         return JobLimits(
             nice=self.settings.job_nice, max_memory_bytes=None if on_gpu else self.settings.job_max_memory_bytes
         )
@@ -360,6 +488,10 @@ class JobManager:
         for event in events:
             if event.get("event") != "progress":
                 continue
+            if isinstance(event.get("stage"), str):  # a comparison: which method, which stage
+                changes["progress_detail"] = {k: event.get(k) for k in ("method", "index", "total", "stage", "message")}
+                if "epoch" not in event:  # a method's stage, not its training: its training figures are not current
+                    changes.update(epoch=None, epochs=None, loss=None)
             if isinstance(event.get("fraction"), (int, float)):
                 changes["progress"] = min(max(float(event["fraction"]), 0.0), 1.0)
             for key in ("epoch", "epochs"):
@@ -380,6 +512,16 @@ class JobManager:
             self.store.update(
                 job_id, expect=JobState.RUNNING, state=JobState.FAILED, error=str(error), finished=utc_now()
             )
+            return
+        if job.kind is JobKind.COMPARE:
+            summary = result.get("result")
+            if not isinstance(summary, dict):
+                self.store.update(
+                    job_id, state=JobState.FAILED, error="the comparison wrote no results", finished=utc_now()
+                )
+                return
+            self.store.update(job_id, state=JobState.SUCCEEDED, finished=utc_now(), progress=1.0, result=summary)
+            logger.info("job %s succeeded: recommended %s", job_id, summary.get("recommendation", {}).get("name"))
             return
         try:
             record = self.registry.add_path(Path(output), name=job.name or f"{job.method}-{job.id}")

@@ -13,7 +13,12 @@ from typing import Any
 
 from livedenoise.server.errors import UnknownJob
 
-__all__ = ["JobState", "JobRecord", "JobStore", "TERMINAL_STATES", "utc_now"]
+__all__ = ["JobKind", "JobState", "JobRecord", "JobStore", "TERMINAL_STATES", "utc_now"]
+
+
+class JobKind(str, Enum):
+    TRAIN = "train"  # train one method and register (optionally activate) its model
+    COMPARE = "compare"  # train several methods on the even frames, score them, write a report folder
 
 
 class JobState(str, Enum):
@@ -33,7 +38,9 @@ def utc_now() -> str:
 
 @dataclass
 class JobRecord:
-    """One training job. ``config`` is the trainer config (without ``method``); ``data`` the movie path."""
+    """One job. ``data`` is the movie path. A ``train`` job's ``config`` is the trainer config (without
+    ``method``); a ``compare`` job's is its request (``methods``, ``time_budget_s``, ``max_latency``, ``clean``,
+    ``shared``, ``overrides``) and its ``method`` the compared methods, comma-separated."""
 
     id: str
     method: str
@@ -56,14 +63,28 @@ class JobRecord:
     error: str | None = None
     # The trained model's held-out score beside the best classical filter's (the job's result.json).
     validation: dict[str, Any] | None = None
+    kind: JobKind = JobKind.TRAIN
+    # What a compare job is doing now: {"method", "index" (1-based), "total", "stage", "message"}.
+    progress_detail: dict[str, Any] | None = None
+    # A compare job's results.json (the table, the filters' scores, the recommendation).
+    result: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["state"] = self.state.value
+        out["kind"] = self.kind.value
         return out
 
 
 _COLUMNS = [f.name for f in fields(JobRecord)]
+_JSON_COLUMNS = ("config", "validation", "progress_detail", "result")
+# Columns added after the first release, with their definitions: older databases get them at open.
+_ADDED_COLUMNS = {
+    "validation": "TEXT",
+    "kind": "TEXT NOT NULL DEFAULT 'train'",
+    "progress_detail": "TEXT",
+    "result": "TEXT",
+}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -85,7 +106,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     model_id TEXT,
     activated INTEGER NOT NULL,
     error TEXT,
-    validation TEXT
+    validation TEXT,
+    kind TEXT NOT NULL DEFAULT 'train',
+    progress_detail TEXT,
+    result TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 """
@@ -94,8 +118,10 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 def _to_row(record: JobRecord) -> dict[str, Any]:
     row = asdict(record)
     row["state"] = record.state.value
+    row["kind"] = record.kind.value
     row["config"] = json.dumps(record.config, sort_keys=True)
-    row["validation"] = None if record.validation is None else json.dumps(record.validation, sort_keys=True)
+    for key in _JSON_COLUMNS[1:]:
+        row[key] = None if row[key] is None else json.dumps(row[key], sort_keys=True)
     row["activate"] = int(record.activate)
     row["activated"] = int(record.activated)
     return row
@@ -104,8 +130,10 @@ def _to_row(record: JobRecord) -> dict[str, Any]:
 def _from_row(row: sqlite3.Row) -> JobRecord:
     obj = dict(row)
     obj["state"] = JobState(obj["state"])
+    obj["kind"] = JobKind(obj["kind"])
     obj["config"] = json.loads(obj["config"])
-    obj["validation"] = json.loads(obj["validation"]) if obj.get("validation") else None
+    for key in _JSON_COLUMNS[1:]:
+        obj[key] = json.loads(obj[key]) if obj.get(key) else None
     obj["activate"] = bool(obj["activate"])
     obj["activated"] = bool(obj["activated"])
     return JobRecord(**obj)
@@ -124,10 +152,11 @@ class JobStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
-            # Databases written before the column existed get it (NULL for their jobs).
+            # Databases written before a column existed get it (NULL, or 'train' for `kind`, for their jobs).
             columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(jobs)")}
-            if "validation" not in columns:
-                self._conn.execute("ALTER TABLE jobs ADD COLUMN validation TEXT")
+            for name, definition in _ADDED_COLUMNS.items():
+                if name not in columns:
+                    self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         with self._lock:
@@ -179,7 +208,7 @@ class JobStore:
         for flag in ("activate", "activated"):
             if flag in values:
                 values[flag] = int(bool(values[flag]))
-        for key in ("config", "validation"):
+        for key in _JSON_COLUMNS:
             if key in values and values[key] is not None:
                 values[key] = json.dumps(values[key], sort_keys=True)
         assignments = ", ".join(f"{k} = :{k}" for k in values)

@@ -11,7 +11,7 @@ import pytest
 
 from livedenoise.server.errors import Conflict, InvalidRequest, UnknownJob
 from livedenoise.server.jobs.manager import RESTART_ERROR, JobManager
-from livedenoise.server.jobs.store import JobRecord, JobState, JobStore
+from livedenoise.server.jobs.store import JobKind, JobRecord, JobState, JobStore
 from livedenoise.server.registry import ModelRegistry
 from livedenoise.server.settings import ServerSettings
 
@@ -118,5 +118,66 @@ def test_a_job_budget_above_the_server_limit_is_refused(settings: ServerSettings
         with pytest.raises(InvalidRequest, match="time_budget_s.*LIVEDENOISE_JOB_MAX_SECONDS"):
             manager.submit("deepcad_rt", movie, {"time_budget_s": 120})
         assert manager.submit("deepcad_rt", movie, {"time_budget_s": 30}).state is JobState.QUEUED
+    finally:
+        manager.close()
+
+
+def test_a_comparison_is_validated_queued_and_has_no_report_until_it_succeeds(
+    settings: ServerSettings, manager: JobManager, movie: str
+) -> None:
+    with pytest.raises(InvalidRequest, match="unknown method 'n2v'"):
+        manager.submit_compare(movie, methods=["ted", "n2v"])
+    with pytest.raises(InvalidRequest, match="invalid training config for method 'ted': epochs"):
+        manager.submit_compare(movie, methods=["ted"], overrides={"ted": {"epochs": 0}})
+    with pytest.raises(InvalidRequest, match="field 'max_latency'"):
+        manager.submit_compare(movie, methods=["ted"], max_latency=-2)
+
+    job = manager.submit_compare(movie, config={"epochs": 1}, clean=movie, time_budget_s=600)
+
+    assert job.kind is JobKind.COMPARE and job.state is JobState.QUEUED
+    assert job.method.split(",") == job.config["methods"] and "deepcad_rt" in job.config["methods"]  # every method
+    assert job.config["clean"] == job.data and job.config["shared"] == {"epochs": 1}
+    with pytest.raises(Conflict, match="is queued; its report is there once it has succeeded") as info:
+        manager.report(job.id)
+    assert info.value.code == "no_report"
+    trained = manager.submit("deepcad_rt", movie, {"epochs": 1})
+    with pytest.raises(UnknownJob, match="is a train job; only compare jobs have a report") as lookup:
+        manager.report(trained.id, archive=True)
+    assert lookup.value.code == "no_report" and manager.get(trained.id).kind is JobKind.TRAIN
+
+
+def test_a_comparison_that_finished_while_the_server_was_down_keeps_its_result(settings: ServerSettings) -> None:
+    import json
+    import zipfile
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    report = settings.jobs_dir / "j-compared" / "report"
+    (report / "models").mkdir(parents=True)
+    (report / "report.html").write_text("<!doctype html><p>ted</p>")
+    (report / "models" / "ted.onnx").write_bytes(b"onnx")
+    summary = {"recommendation": {"name": "ted", "kind": "method"}, "rows": []}
+    (report.parent / "result.json").write_text(json.dumps({"output": str(report), "result": summary}))
+    store = JobStore(settings.jobs_db)
+    store.insert(
+        JobRecord(
+            id="j-compared", kind=JobKind.COMPARE, method="ted", data="x.npy", state=JobState.RUNNING,
+            backend_ref=str(dead.pid),
+        )
+    )  # fmt: skip
+    store.close()
+
+    manager = JobManager(settings, ModelRegistry(settings.models_dir))
+    manager.start()
+    try:
+        job = manager.get("j-compared")
+        assert job.state is JobState.SUCCEEDED and job.result == summary and job.model_id is None
+        assert manager.report(job.id) == report / "report.html"
+        with zipfile.ZipFile(manager.report(job.id, archive=True)) as archive:
+            assert sorted(archive.namelist()) == [
+                "j-compared-compare/models/ted.onnx",
+                "j-compared-compare/report.html",
+            ]
+        assert manager.registry.list() == []
     finally:
         manager.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
 from livedenoise.server.errors import UnknownJob
-from livedenoise.server.jobs.store import JobRecord, JobState, JobStore
+from livedenoise.server.jobs.store import JobKind, JobRecord, JobState, JobStore
 
 
 def test_round_trip_and_persistence(tmp_path: Path) -> None:
@@ -62,3 +63,30 @@ def test_concurrent_writers(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert store.get("j-c").epoch % 100 == 49
+
+
+def test_a_database_from_before_compare_jobs_is_migrated(tmp_path: Path) -> None:
+    """Jobs written before ``kind``, ``progress_detail`` and ``result`` existed read back as train jobs."""
+    conn = sqlite3.connect(tmp_path / "jobs.sqlite")
+    conn.execute(
+        "CREATE TABLE jobs (id TEXT PRIMARY KEY, method TEXT NOT NULL, data TEXT NOT NULL, config TEXT NOT NULL, "
+        "state TEXT NOT NULL, activate INTEGER NOT NULL, name TEXT, backend TEXT NOT NULL, backend_ref TEXT, "
+        "created TEXT NOT NULL, started TEXT, finished TEXT, progress REAL NOT NULL, epoch INTEGER, "
+        "epochs INTEGER, loss REAL, model_id TEXT, activated INTEGER NOT NULL, error TEXT)"
+    )
+    conn.execute(
+        "INSERT INTO jobs VALUES ('j-old', 'ted', 'm.npy', '{}', 'succeeded', 0, NULL, 'local', NULL, "
+        "'2024-01-01T00:00:00+00:00', NULL, NULL, 1.0, NULL, NULL, NULL, 'm-1', 0, NULL)"
+    )
+    conn.commit()
+    conn.close()
+
+    store = JobStore(tmp_path / "jobs.sqlite")
+    old = store.get("j-old")
+    assert old.kind is JobKind.TRAIN and old.progress_detail is None and old.result is None
+    detail = {"method": "ted", "index": 1, "total": 2, "stage": "train", "message": ""}
+    store.insert(JobRecord(id="j-new", method="ted,sn2n", data="m.npy", kind=JobKind.COMPARE))
+    assert store.update("j-new", progress_detail=detail, result={"recommendation": {"name": "ted"}})
+    new = store.get("j-new")
+    assert new.kind is JobKind.COMPARE and new.progress_detail == detail and new.to_dict()["kind"] == "compare"
+    assert new.result == {"recommendation": {"name": "ted"}}

@@ -11,10 +11,7 @@ from pydantic import Field, model_validator
 from livedenoise.clients.model_spec import WindowSpec
 from livedenoise.models.catalogue.base import MethodConfig, check_patch_multiple, nearest_multiples, register_method
 
-__all__ = ["FASTConfig", "FAST_ESTIMATES", "SN2NConfig", "SRDTransConfig"]
-
-#: How a served frame is estimated from the overlapping C-frame windows (docs/decisions.md, "FAST").
-FAST_ESTIMATES = ("final", "causal")
+__all__ = ["FASTConfig", "SN2NConfig", "SRDTransConfig"]
 
 
 @register_method(

@@ -204,6 +204,14 @@ class JobManager:
         self.store.close()
 
     # ---- requests -----------------------------------------------------------------------------------
+    def _check_budget(self, train: Any, where: str) -> None:
+        """Refuse a training budget above the server's per-job limit (the job would be killed before it ends)."""
+        if train.time_budget_s is not None and train.time_budget_s > self.settings.job_max_seconds:
+            raise InvalidRequest(
+                f"{where} {train.time_budget_s:g} s is above this server's job limit of "
+                f"{self.settings.job_max_seconds:g} s (LIVEDENOISE_JOB_MAX_SECONDS)"
+            )
+
     def submit(
         self,
         method: str,
@@ -225,11 +233,7 @@ class JobManager:
                 f"field 'config' may not set {reserved}: they are set by the server (use the request's fields)"
             )
         train = _validate_training_config(method, config)
-        if train.time_budget_s is not None and train.time_budget_s > self.settings.job_max_seconds:
-            raise InvalidRequest(
-                f"field 'time_budget_s': {train.time_budget_s:g} s is above this server's job limit of "
-                f"{self.settings.job_max_seconds:g} s (LIVEDENOISE_JOB_MAX_SECONDS)"
-            )
+        self._check_budget(train, "field 'time_budget_s':")
         movie = self.data.resolve(data)
         job = JobRecord(
             id="j-" + uuid.uuid4().hex[:12],
@@ -269,11 +273,7 @@ class JobManager:
                 f"{self.settings.job_max_seconds:g} s (LIVEDENOISE_JOB_MAX_SECONDS), got {time_budget_s:g}"
             )
         for name, train in zip(names, configs, strict=True):
-            if train.time_budget_s is not None and train.time_budget_s > self.settings.job_max_seconds:
-                raise InvalidRequest(
-                    f"{name}: 'time_budget_s' {train.time_budget_s:g} s is above this server's job limit of "
-                    f"{self.settings.job_max_seconds:g} s (LIVEDENOISE_JOB_MAX_SECONDS)"
-                )
+            self._check_budget(train, f"{name}: 'time_budget_s'")
         if max_latency is not None and (
             isinstance(max_latency, bool) or not isinstance(max_latency, int) or max_latency < 0
         ):

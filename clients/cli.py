@@ -246,6 +246,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+ESTIMATE_HELP = (
+    "which of the model's estimates to serve, for a model that offers several (FAST: final, the default, or "
+    "causal, 0 frames of latency); see the model's spec"
+)
+
+
 def cmd_denoise(args: argparse.Namespace) -> int:
     loader = _require("denoise", "livedenoise.server.engine.loader", "livedenoise.server.engine.onnx_runtime")
     offline = _require("denoise", "livedenoise.server.engine.offline")
@@ -256,7 +262,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     engine = loader.load_engine(Path(args.model), provider=args.provider, model_id=Path(args.model).stem, threads=0)
     bar = ProgressBar("denoise")
     try:
-        denoised = offline.denoise_movie(engine, movie, batch_size=args.batch, progress=bar.update)
+        denoised = offline.denoise_movie(
+            engine, movie, batch_size=args.batch, progress=bar.update, estimate=args.estimate
+        )
     finally:
         engine.close()
     bar.close()
@@ -306,7 +314,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     bar = ProgressBar("stream")
     client = StreamClient(args.to, stream=args.stream, curve=curve)
     try:
-        result = client.denoise(movie, fps=args.fps, mode=args.mode, progress=bar.update)
+        meta = {"estimate": args.estimate} if args.estimate else None
+        result = client.denoise(movie, fps=args.fps, mode=args.mode, meta=meta, progress=bar.update)
     finally:
         client.close()
     bar.close()
@@ -463,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "tensorrt"])
     p.add_argument("--batch", type=int, default=4, help="windows per engine call")
+    p.add_argument("--estimate", help=ESTIMATE_HELP)
     p.set_defaults(func=cmd_denoise)
 
     p = sub.add_parser("serve", help="run the ingest process and the control plane")
@@ -483,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, help="pace like a camera (default: as fast as the server takes)")
     p.add_argument("--stream", default="cam0")
     p.add_argument("--mode", choices=[m.value for m in StreamMode])
+    p.add_argument("--estimate", help=ESTIMATE_HELP)
     p.add_argument("--server-key", dest="server_key", help="the server's public CURVE key file (.key), if it has one")
     p.add_argument("--client-key", dest="client_key", help="your CURVE key pair (.key_secret), allowed by the server")
     p.set_defaults(func=cmd_stream)

@@ -11,6 +11,12 @@ of ``spatial_multiple`` (engines pad by reflection and crop back). A window with
 "running_mean"`` has one more input plane after its frames: the mean of the series' frames from the first
 up to the newest one the window reads (see :mod:`livedenoise.clients.windowing`). A spec with
 ``frame_shape`` serves only frames of that height and width.
+
+Estimates: a spec may name several ``estimates`` of the same frames that one graph computes at once (FAST's
+final and causal values). The output then has ``out_frames`` planes per estimate, in the order listed, the
+first being the default; each estimate reads at most ``after`` future frames of the window (the rest of the
+window's future planes may hold anything, the estimate does not depend on them), so a series that asks for a
+lower-latency estimate is answered as soon as that estimate's own frames have arrived.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ __all__ = [
     "ModelSpec",
     "SpecError",
     "REFERENCE_KINDS",
+    "EstimateSpec",
 ]
 
 METADATA_KEY = "livedenoise.spec"
@@ -107,6 +114,44 @@ class WindowSpec:
         )
 
 
+@dataclass(frozen=True)
+class EstimateSpec:
+    """One of several estimates a graph outputs: its name and the future frames it reads (``<= window.after``)."""
+
+    name: str
+    after: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or len(self.name) > 64:
+            raise SpecError(f"spec estimate name must be a string of 1-64 characters, got {self.name!r}")
+        _int_field(asdict(self), "after", 0)
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> EstimateSpec:
+        if not isinstance(obj, dict):
+            raise SpecError(f"spec field 'estimates' must hold objects, got {type(obj).__name__}")
+        return cls(name=obj.get("name"), after=_int_field(obj, "after", 0))  # type: ignore[arg-type]
+
+
+def _estimates(value: Any, window: WindowSpec) -> tuple[EstimateSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise SpecError(f"spec field 'estimates' must be a list, got {type(value).__name__}")
+    estimates = tuple(EstimateSpec.from_dict(item) for item in value)
+    _check_estimates(estimates, window)
+    return estimates
+
+
+def _check_estimates(estimates: tuple[EstimateSpec, ...], window: WindowSpec) -> None:
+    names = [e.name for e in estimates]
+    if len(set(names)) != len(names):
+        raise SpecError(f"spec field 'estimates' repeats a name: {names}")
+    for e in estimates:
+        if e.after > window.after:
+            raise SpecError(f"estimate {e.name!r} reads {e.after} future frames, more than the window's {window.after}")
+
+
 def _frame_shape(value: Any) -> tuple[int, int] | None:
     if value is None:
         return None
@@ -171,6 +216,38 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     #: ``(H, W)`` when the graph serves only frames of that size (a per-pixel prior from the training movie).
     frame_shape: tuple[int, int] | None = None
+    #: The estimates the graph outputs, default first (empty: one estimate reading the whole window).
+    estimates: tuple[EstimateSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_estimates(self.estimates, self.window)
+
+    @property
+    def output_planes(self) -> int:
+        """Planes of the graph output: ``out_frames`` per estimate."""
+        return self.window.out_frames * max(1, len(self.estimates))
+
+    @property
+    def estimate_names(self) -> tuple[str, ...]:
+        """The estimates a series may ask for, default first (empty: only the model's one output)."""
+        return tuple(e.name for e in self.estimates)
+
+    def estimate(self, name: str | None) -> tuple[slice, int]:
+        """Output planes and future frames read of estimate ``name`` (``None``: the default).
+
+        Raises
+        ------
+        SpecError
+            The model has no estimate of that name.
+        """
+        k = self.window.out_frames
+        if name is None:
+            return slice(0, k), self.estimates[0].after if self.estimates else self.window.after
+        for i, e in enumerate(self.estimates):
+            if e.name == name:
+                return slice(i * k, (i + 1) * k), e.after
+        offered = ", ".join(self.estimate_names) or "only its default output"
+        raise SpecError(f"model ({self.method}) has no estimate {name!r}; it offers {offered}")
 
     def to_json(self) -> str:
         doc = {"format": SPEC_FORMAT, **asdict(self)}
@@ -191,9 +268,10 @@ class ModelSpec:
         method = obj.get("method")
         if not isinstance(method, str) or not method:
             raise SpecError("spec field 'method' must be a non-empty string")
+        window = WindowSpec.from_dict(obj.get("window"))  # type: ignore[arg-type]
         return cls(
             method=method,
-            window=WindowSpec.from_dict(obj.get("window")),  # type: ignore[arg-type]
+            window=window,
             normalization=Normalization.from_dict(obj.get("normalization")),  # type: ignore[arg-type]
             version=str(obj.get("version", "")),
             input_name=str(obj.get("input_name", GRAPH_INPUT)),
@@ -202,6 +280,7 @@ class ModelSpec:
             created=str(obj.get("created", "")),
             extra=dict(obj.get("extra") or {}),
             frame_shape=_frame_shape(obj.get("frame_shape")),
+            estimates=_estimates(obj.get("estimates"), window),
         )
 
     @classmethod

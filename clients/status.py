@@ -61,6 +61,8 @@ class ServedModel:
     method: str
     window: WindowInfo
     path: str | None = None
+    #: Estimates a series may pick with ``start.meta.estimate``, default first (empty: the model's one output).
+    estimates: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> ServedModel:
@@ -69,6 +71,7 @@ class ServedModel:
             method=_get(obj, "method", str, "model"),
             window=WindowInfo.from_dict(_get(obj, "window", dict, "model")),
             path=_get(obj, "path", str, "model", None),
+            estimates=[str(e) for e in _get(obj, "estimates", list, "model", [])],
         )
 
 

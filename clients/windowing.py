@@ -173,27 +173,39 @@ class SeriesWindow:
         self._ended = True
 
     # -- scheduling --------------------------------------------------------------------------------------
-    def ready(self, spec: WindowSpec) -> bool:
-        """Whether the block at :attr:`next_out` can be formed now with ``spec``."""
+    def ready(self, spec: WindowSpec, reads_after: int | None = None) -> bool:
+        """Whether the block at :attr:`next_out` can be formed now with ``spec``, for an estimate that reads
+        ``reads_after`` future frames (default ``spec.after``)."""
         s = self._next_out
         if s >= self._arrived:
             return False
         if self._ended:
             return True
-        last = s + spec.out_frames - 1 + spec.after
+        after = spec.after if reads_after is None else min(reads_after, spec.after)
+        last = s + spec.out_frames - 1 + after
         mirrored_start = spec.before - s  # mirror image of s - before when it is negative
         return max(last, mirrored_start) < self._arrived
 
-    def next_block(self, spec: WindowSpec) -> Block | None:
-        """Form the block at :attr:`next_out` with ``spec`` if ready, advance, and trim history."""
-        if not self.ready(spec):
+    def next_block(self, spec: WindowSpec, reads_after: int | None = None) -> Block | None:
+        """Form the block at :attr:`next_out` with ``spec`` if ready, advance, and trim history.
+
+        With ``reads_after`` < ``spec.after`` (an estimate that reads fewer future frames than the window
+        holds) the block is formed once that estimate's frames have arrived; the window's later planes, which
+        the estimate does not read, repeat the newest frame it reads until the series has ended.
+        """
+        if not self.ready(spec, reads_after):
             return None
         s = self._next_out
         # Once ended, the final length is known and reflection past the end uses it; before that,
         # readiness guarantees every needed position (or its start mirror) has arrived.
         length = self._arrived
         count = min(spec.out_frames, length - s)
-        positions = tuple(reflect_position(p, length) for p in range(s - spec.before, s + spec.out_frames + spec.after))
+        stop = s + spec.out_frames + spec.after
+        if not self._ended and reads_after is not None and reads_after < spec.after:
+            newest = s + spec.out_frames + reads_after - 1
+            positions = tuple(reflect_position(min(p, newest), length) for p in range(s - spec.before, stop))
+        else:
+            positions = tuple(reflect_position(p, length) for p in range(s - spec.before, stop))
         planes = [self._frame(p) for p in positions]
         if spec.reference == "running_mean":
             planes.append(self._running_mean(max(positions)))
@@ -202,15 +214,17 @@ class SeriesWindow:
         self._trim(spec)
         return Block(start=s, count=count, spec=spec, positions=positions, window=window)
 
-    def drop_oldest(self, spec: WindowSpec, budget: int) -> list[range]:
+    def drop_oldest(self, spec: WindowSpec, budget: int, reads_after: int | None = None) -> list[range]:
         """Live mode: drop whole blocks at the head while more than ``budget`` frames wait.
 
-        The budget is raised to ``after + out_frames`` when lower: a block cannot be formed with fewer
-        frames waiting, so a smaller budget would drop everything. Only blocks whose own positions have
+        The budget is raised to ``after + out_frames`` when lower (``after``: the future frames the series'
+        estimate reads): a block cannot be formed with fewer frames waiting, so a smaller budget would drop
+        everything. Only blocks whose own positions have
         all arrived are dropped. Returns the dropped position ranges, oldest first; their frames stay
         available as context for later blocks.
         """
-        effective = max(budget, spec.after + spec.out_frames)
+        after = spec.after if reads_after is None else min(reads_after, spec.after)
+        effective = max(budget, after + spec.out_frames)
         dropped: list[range] = []
         while self.waiting > effective and self._next_out + spec.out_frames <= self._arrived:
             s = self._next_out
@@ -285,13 +299,16 @@ def denoise_series(
     movie: NDArray[Any],
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    planes: slice | None = None,
 ) -> NDArray[np.float32]:
     """Denoise ``movie`` ``[T, H, W]`` as one ended series: float32 ``[T, H, W]``.
 
     Parameters
     ----------
     infer
-        Raw windows float32 ``[B, window.window_length, H, W]`` -> raw frames ``[B, window.out_frames, H, W]``.
+        Raw windows float32 ``[B, window.window_length, H, W]`` -> raw frames ``[B, window.out_frames, H, W]``
+        (or more planes, of which ``planes`` selects the estimate's).
     window
         The model's window spec.
     movie
@@ -300,6 +317,8 @@ def denoise_series(
         Windows per ``infer`` call.
     progress
         Called as ``progress(frames_done, T)`` after each call.
+    planes
+        The output planes of one estimate (see :meth:`ModelSpec.estimate`); default: the first ``out_frames``.
     """
     if movie.ndim != 3 or movie.shape[0] < 1:
         raise ValueError(f"movie must be [T, H, W] with T >= 1, got shape {movie.shape}")
@@ -318,7 +337,9 @@ def denoise_series(
             if block is None:
                 break
             blocks.append(block)
-        result = infer(np.stack([b.window for b in blocks]))
+        result = infer(np.stack([b.window for b in blocks]))[
+            :, planes if planes is not None else slice(0, window.out_frames)
+        ]
         for block, frames in zip(blocks, result):
             out[block.start : block.stop] = frames[: block.count]
         if progress is not None:

@@ -52,6 +52,7 @@ def build_spec(result: TrainResult) -> ModelSpec:
         window=result.window,
         normalization=result.normalization,
         frame_shape=recipe.served_frame_shape(result.network),
+        estimates=recipe.estimates(),
         version=__version__,
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,

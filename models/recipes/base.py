@@ -21,7 +21,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from livedenoise.clients.model_spec import WindowSpec
+from livedenoise.clients.model_spec import EstimateSpec, WindowSpec
 from livedenoise.models.catalogue import MethodConfig, MethodInfo, method_info
 
 __all__ = ["Recipe", "StepOutput", "TrainingWindow", "get_recipe", "recipe_for"]
@@ -105,6 +105,11 @@ class Recipe(ABC):
     def export_module(self, model: nn.Module) -> nn.Module:
         """The served graph ``[B, P, H, W] -> [B, out_frames, H, W]`` (normalised units; ``P`` is the window's
         ``input_planes``)."""
+
+    def estimates(self) -> tuple[EstimateSpec, ...]:
+        """The estimates :meth:`export_module`'s output holds, default first (``ModelSpec.estimates``); empty
+        for the usual single output."""
+        return ()
 
     def served_frame_shape(self, model: nn.Module) -> tuple[int, int] | None:
         """``(H, W)`` when the trained ``model`` serves only frames of that size (recorded in the spec)."""

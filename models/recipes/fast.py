@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from livedenoise.clients.model_spec import EstimateSpec
 from livedenoise.models.catalogue.spatial_sampling import FASTConfig
 from livedenoise.models.recipes.base import Recipe, StepOutput, TrainingWindow
 from livedenoise.models.sampling.neighbour_pairs import draw_pairs, subsample
@@ -78,12 +79,17 @@ class FastCausal(nn.Module):
 class FastFinal(nn.Module):
     """``[B, C - 1 + K + C - 1, H, W]`` -> ``[B, K, H, W]``: for each of the ``K`` middle frames the reference's
     final value, the weighted estimates of the ``C`` windows that hold it. The ``K + C - 1`` windows run once
-    each, so a block of ``K`` frames costs ``(K + C - 1) / K`` network calls per frame."""
+    each, so a block of ``K`` frames costs ``(K + C - 1) / K`` network calls per frame.
 
-    def __init__(self, net: nn.Module, frames: int, out_frames: int = 1) -> None:
+    With ``with_causal`` the output is ``[B, 2K, H, W]``: the final values, then the causal estimates of the same
+    ``K`` frames (the newest channel of the window ending at each), which those windows compute anyway and which
+    read none of the last ``C - 1`` planes; a series may then ask for either (``ModelSpec.estimates``)."""
+
+    def __init__(self, net: nn.Module, frames: int, out_frames: int = 1, with_causal: bool = False) -> None:
         super().__init__()
         self.net = net
         self.frames, self.out_frames = int(frames), int(out_frames)
+        self.with_causal = bool(with_causal)
         self.register_buffer("weights", torch.tensor(final_weights(self.frames)), persistent=False)
 
     def forward(self, window: Tensor) -> Tensor:
@@ -94,6 +100,8 @@ class FastFinal(nn.Module):
         for i in range(k):  # output frame i is window frame c - 1 + i: channel c - 1 + i - j of windows j = i..i+c-1
             estimates = torch.stack([out[j, :, c - 1 + i - j] for j in range(i, i + c)], dim=0)
             frames.append((estimates * weights.view(c, 1, 1, 1)).sum(dim=0))
+        if self.with_causal:  # window i ends at output frame i
+            frames.extend(out[i, :, c - 1] for i in range(k))
         return torch.stack(frames, dim=1)
 
 
@@ -153,5 +161,13 @@ class FASTRecipe(Recipe):
 
     def export_module(self, model: nn.Module) -> nn.Module:
         c = self.config
-        graph = FastCausal if c.estimate == "causal" else FastFinal
-        return graph(model, c.frames, c.out_frames)
+        if c.estimate == "causal":
+            return FastCausal(model, c.frames, c.out_frames)
+        return FastFinal(model, c.frames, c.out_frames, with_causal=True)
+
+    def estimates(self) -> tuple[EstimateSpec, ...]:
+        """A final model serves its final values and, per series, the causal ones; a causal model only those."""
+        causal = EstimateSpec("causal", 0)
+        if self.config.estimate == "causal":
+            return (causal,)
+        return (EstimateSpec("final", self.config.frames - 1), causal)

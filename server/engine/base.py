@@ -35,7 +35,8 @@ class Engine(Protocol):
     provider: str
 
     def infer(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Denoise windows: raw float32 ``[B, input_planes, H, W]`` → raw float32 ``[B, out_frames, H, W]``."""
+        """Denoise windows: raw float32 ``[B, input_planes, H, W]`` → raw float32 ``[B, spec.output_planes, H, W]``
+        (``out_frames`` planes per estimate of the model)."""
         ...
 
     def close(self) -> None: ...
@@ -87,7 +88,7 @@ class PreparedEngine:
             )
         x = pad_to_multiple(self.spec.normalization.apply(windows), window.spatial_multiple)
         y = self.runner.run(np.ascontiguousarray(x, dtype=np.float32))
-        expected = (b, window.out_frames, x.shape[2], x.shape[3])
+        expected = (b, self.spec.output_planes, x.shape[2], x.shape[3])
         if tuple(y.shape) != expected:
             raise EngineError(
                 f"model {self.model_id!r} returned shape {list(y.shape)}, expected {list(expected)}",

@@ -19,11 +19,18 @@ def denoise_movie(
     movie: NDArray[Any],
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    estimate: str | None = None,
 ) -> NDArray[np.float32]:
     """Denoise ``movie`` ``[T, H, W]`` (any pixel dtype) with ``engine`` → float32 ``[T, H, W]``.
+
+    ``estimate`` names one of the model's estimates (``ModelSpec.estimate_names``; default: its first); a name
+    the model does not offer raises ``SpecError``.
 
     Windows are formed by :class:`~livedenoise.clients.windowing.SeriesWindow` exactly as for a streamed
     series that ended after frame ``T - 1``, so a deterministic engine gives the same result either way
     (see :func:`~livedenoise.clients.windowing.denoise_series` for the parameters).
     """
-    return denoise_series(engine.infer, engine.spec.window, movie, batch_size=batch_size, progress=progress)
+    planes, _ = engine.spec.estimate(estimate)
+    return denoise_series(
+        engine.infer, engine.spec.window, movie, batch_size=batch_size, progress=progress, planes=planes
+    )

@@ -265,7 +265,13 @@ class IngestService:
             before=w.before, after=w.after, out_frames=w.out_frames, spatial_multiple=w.spatial_multiple
         )
         path = str(self._model_path) if self._model_path is not None else None
-        return ServedModel(id=engine.model_id, method=engine.spec.method, window=window, path=path)
+        return ServedModel(
+            id=engine.model_id,
+            method=engine.spec.method,
+            window=window,
+            path=path,
+            estimates=list(engine.spec.estimate_names),
+        )
 
     # -- status ------------------------------------------------------------------------------------------
     def threads(self) -> dict[str, bool]:

@@ -68,6 +68,8 @@ class SeriesState:
     last_index: int | None = None
     end_meta: dict[str, Any] = field(default_factory=dict)
     end_reason: EndReason | None = None  # set when the server closed the series itself
+    estimate: str | None = None  # start.meta.estimate: which of the model's estimates (None: its default)
+    estimate_fallback: bool = False  # a swapped-in model lacked `estimate` (logged once)
 
     def close(self, reason: EndReason) -> None:
         """End the series on the server's initiative (its frames are still answered)."""
@@ -147,6 +149,8 @@ class StreamTable:
             "expired_series",
         )  # fmt: skip
         self.parked_bytes = 0  # replies the router holds for peers that do not read them (router updates it)
+        # The served model's estimates (None: no model): a start asking for another is refused (worker updates).
+        self.served_estimates: tuple[str, ...] | None = None
 
     # -- router side (each takes the lock) ----------------------------------------------------------------
     def start(self, identity: bytes, header: Header, owner: str | None = None) -> None:
@@ -160,6 +164,7 @@ class StreamTable:
         mode = self._mode(header)
         self.check_size(header)
         with self.cond:
+            estimate = self._estimate(header)
             state = self.streams.get(header.stream)
             if (state is None or not state.active) and self._active_count() >= self.settings.max_streams:
                 raise _reject(
@@ -186,6 +191,7 @@ class StreamTable:
                 mode=mode,
                 shape=(header.shape[0], header.shape[1]),
                 dtype=header.dtype,
+                estimate=estimate,
             )
             state.series.append(state.latest)
             state.counters.inc("series_started")
@@ -331,6 +337,21 @@ class StreamTable:
             raise _reject(
                 ErrorCode.BAD_FIELD, f"start meta 'mode' is {raw!r}; expected one of {[m.value for m in StreamMode]}"
             ) from None
+
+    def _estimate(self, header: Header) -> str | None:
+        """``start.meta.estimate``, checked against the served model (any name while none is loaded)."""
+        raw = header.meta.get("estimate")
+        if raw is None:
+            return None
+        if not isinstance(raw, str) or not 0 < len(raw) <= 64:
+            raise _reject(
+                ErrorCode.BAD_FIELD, f"start meta 'estimate' must be a string of 1-64 characters, got {raw!r}"
+            )
+        offered = self.served_estimates
+        if offered is not None and raw not in offered:
+            choices = f"one of {list(offered)}" if offered else "none (it has one output; leave 'estimate' out)"
+            raise _reject(ErrorCode.BAD_FIELD, f"start meta 'estimate' is {raw!r}; the served model offers {choices}")
+        return raw
 
     def _open(self, header: Header, identity: bytes) -> tuple[StreamState, SeriesState]:
         state = self.streams.get(header.stream)

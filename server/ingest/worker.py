@@ -27,6 +27,7 @@ import numpy as np
 import zmq
 from numpy.typing import NDArray
 
+from livedenoise.clients.model_spec import SpecError
 from livedenoise.clients.protocol import ErrorCode, SkipReason, StreamMode
 from livedenoise.clients.windowing import Block
 from livedenoise.server.engine.base import MODEL_MISMATCH, Engine
@@ -50,6 +51,7 @@ class _Job:
     series: SeriesState
     block: Block
     frames: list[PendingFrame]
+    planes: slice  # the output planes of the series' estimate
     output: NDArray[np.float32] | None = None
     error: tuple[ErrorCode, str] | None = None  # (code, message)
 
@@ -102,6 +104,7 @@ class InferenceWorker:
         self._ctx = context
         self._endpoint = reply_endpoint
         self._engine = engine
+        table.served_estimates = engine.spec.estimate_names if engine is not None else None
         self._swap: _Swap | None = None
         self._swap_lock = threading.Lock()
         self._stop = threading.Event()
@@ -185,6 +188,8 @@ class InferenceWorker:
         if request is None:
             return
         old, self._engine = self._engine, request.engine
+        with self.table.cond:
+            self.table.served_estimates = request.engine.spec.estimate_names if request.engine is not None else None
         request.done.set()
         if old is not None and old is not request.engine:
             old.close()
@@ -228,8 +233,10 @@ class InferenceWorker:
                     items.append(_Done(state, reply, "errors"))
             else:
                 spec = engine.spec.window
+                planes, reads_after = self._estimate(series, engine)
                 if series.mode is StreamMode.LIVE:
-                    for dropped in window.drop_oldest(spec, self.settings.live_max_backlog_frames):
+                    budget = self.settings.live_max_backlog_frames
+                    for dropped in window.drop_oldest(spec, budget, reads_after):
                         for _ in dropped:
                             frame = series.pending.popleft()
                             reply = skipped_reply(
@@ -237,11 +244,11 @@ class InferenceWorker:
                                 frame.meta, SkipReason.BACKLOG, self.instance,
                             )  # fmt: skip
                             items.append(_Done(state, reply, "skipped"))
-                block = window.next_block(spec)
+                block = window.next_block(spec, reads_after)
                 if block is not None:
                     frames = [series.pending.popleft() for _ in range(block.count)]
                     state.inflight += block.count
-                    items.append(_Job(state, series, block, frames))
+                    items.append(_Job(state, series, block, frames, planes))
                     return True
             if not window.done:
                 return False
@@ -255,6 +262,20 @@ class InferenceWorker:
                 )
             )
         return False
+
+    @staticmethod
+    def _estimate(series: SeriesState, engine: Engine) -> tuple[slice, int]:
+        """Output planes and future frames read of the estimate ``series`` asked for at ``start``; after a
+        swap to a model without it, the model's default (logged once per series)."""
+        try:
+            return engine.spec.estimate(series.estimate)
+        except SpecError as exc:
+            if not series.estimate_fallback:
+                series.estimate_fallback = True
+                logger.warning(
+                    "stream %.128r series %.128r: %s; serving its default estimate", series.stream, series.series, exc
+                )
+            return engine.spec.estimate(None)
 
     # -- 2. inference (no lock) --------------------------------------------------------------------------
     def _infer(self, jobs: list[_Job]) -> None:
@@ -280,7 +301,7 @@ class InferenceWorker:
                     job.error = (ErrorCode.INFERENCE_FAILED, f"model {engine.model_id!r}: {exc!r}")
                 continue
             for job, out in zip(group, output):
-                job.output = out
+                job.output = out[job.planes]
         with self.table.cond:
             self.table.totals.inc("batches", len(groups))
 

@@ -199,3 +199,36 @@ def test_window_spec_reference_is_validated_and_round_trips() -> None:
     assert WindowSpec.from_dict(fields).reference == "none"  # specs written before the field
     with pytest.raises(SpecError, match="reference"):
         WindowSpec(1, 1, reference="median")
+
+
+def test_an_estimate_reading_fewer_future_frames_is_formed_as_soon_as_its_own_frames_arrive() -> None:
+    """reads_after=0 on a 2+2 window: block [s, s+1] is ready once s+1 (and the start mirror) has arrived;
+    the planes the estimate does not read repeat the newest frame it reads until the series ends."""
+    spec = WindowSpec(2, 2, 2)
+    series = SeriesWindow()
+    for p in range(3):
+        series.append(frame_of(p))
+        if p < 2:  # the start mirror of position -2 is position 2
+            assert not series.ready(spec, reads_after=0)
+    assert not series.ready(spec)  # the full window needs position 3
+    block = series.next_block(spec, reads_after=0)
+    assert block is not None and (block.start, block.count) == (0, 2)
+    assert list(block.positions) == [2, 1, 0, 1, 1, 1]  # mirrored start, then 1 repeated for the unread 2, 3
+    assert block.window.shape == (spec.input_planes, 2, 3)
+    series.append(frame_of(3))
+    block = series.next_block(spec, reads_after=0)  # [2, 3] reads up to 3: formed without waiting for 4, 5
+    assert block is not None and list(block.positions) == [0, 1, 2, 3, 3, 3]
+    series.append(frame_of(4))
+    series.end()
+    tail = series.next_block(spec, reads_after=0)
+    # Once ended, positions past the end are reflected as for any estimate (the estimate ignores them).
+    assert tail is not None and (tail.start, tail.count, list(tail.positions)) == (4, 1, [2, 3, 4, 3, 2, 1])
+    assert series.done
+
+
+def test_live_drop_budget_counts_the_future_frames_of_the_series_estimate() -> None:
+    spec = WindowSpec(0, 3, 1)
+    series = SeriesWindow()
+    for p in range(4):
+        series.append(frame_of(p))
+    assert [list(r) for r in series.drop_oldest(spec, budget=1, reads_after=0)] == [[0], [1], [2]]

@@ -77,11 +77,18 @@ def test_final_estimate_weights_the_four_windows_that_hold_each_frame(out_frames
     window = torch.randn(2, 6 + out_frames, 12, 20)
     with torch.no_grad():
         served = graph(window)
-        assert served.shape == (2, out_frames, 12, 20)
+        # The final values, then the causal estimates of the same frames (ModelSpec.estimates, per series).
+        assert served.shape == (2, 2 * out_frames, 12, 20)
+        assert [(e.name, e.after) for e in recipe.estimates()] == [("final", 3), ("causal", 0)]
         for k in range(out_frames):  # frame k of the block is window frame 3 + k
             centred = window[:, k : k + 7]
             expected = sum(w * net(centred[:, j : j + 4])[:, 3 - j] for j, w in enumerate(final_weights(4)))
             assert torch.allclose(served[:, k], expected, atol=1e-6)
+            assert torch.allclose(served[:, out_frames + k], net(window[:, k : k + 4])[:, 3], atol=1e-6)
+        # The causal planes read none of the window's last 3 planes (frames not yet arrived for such a series).
+        changed = window.clone()
+        changed[:, -3:] = torch.randn(2, 3, 12, 20)
+        assert torch.equal(graph(changed)[:, out_frames:], served[:, out_frames:])
 
 
 @pytest.mark.parametrize("out_frames", [1, 3])
@@ -94,6 +101,7 @@ def test_causal_estimate_is_the_newest_channel_of_the_window_ending_at_the_frame
     window = torch.randn(1, 3 + out_frames, 8, 8)
     with torch.no_grad():
         served = recipe.export_module(net)(window)
+        assert served.shape == (1, out_frames, 8, 8) and [e.name for e in recipe.estimates()] == ["causal"]
         for k in range(out_frames):
             assert torch.allclose(served[:, k], net(window[:, k : k + 4])[:, 3], atol=1e-6)
 

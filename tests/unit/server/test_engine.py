@@ -207,3 +207,34 @@ def test_bad_frame_shape_in_a_spec_is_named(onnx_models: ModuleType, bad: object
     doc = json.loads(onnx_models.make_spec(WindowSpec(1, 1)).to_json())
     with pytest.raises(SpecError, match="frame_shape"):
         ModelSpec.from_json(json.dumps({**doc, "frame_shape": bad}))
+
+
+def test_estimates_round_trip_select_output_planes_and_bad_ones_are_named(onnx_models: ModuleType) -> None:
+    import json
+    from dataclasses import replace
+
+    from livedenoise.clients.model_spec import EstimateSpec, ModelSpec, SpecError
+
+    plain = onnx_models.make_spec(WindowSpec(3, 3, 2))
+    assert (plain.output_planes, plain.estimate_names, plain.estimate(None)) == (2, (), (slice(0, 2), 3))
+    with pytest.raises(SpecError, match="has no estimate 'causal'; it offers only its default output"):
+        plain.estimate("causal")
+    spec = replace(plain, estimates=(EstimateSpec("final", 3), EstimateSpec("causal", 0)))
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    assert spec.output_planes == 4 and spec.estimate_names == ("final", "causal")
+    assert spec.estimate(None) == spec.estimate("final") == (slice(0, 2), 3)
+    assert spec.estimate("causal") == (slice(2, 4), 0)
+    doc = json.loads(spec.to_json())
+    for bad, words in (
+        ([{"name": "a", "after": 4}], "reads 4 future frames, more than the window's 3"),
+        ([{"name": "a", "after": 0}, {"name": "a", "after": 1}], "repeats a name"),
+        ([{"name": "", "after": 0}], "estimate name"),
+        ([{"name": "a", "after": -1}], "'after'"),
+        ({"name": "a"}, "must be a list"),
+    ):
+        with pytest.raises(SpecError, match=words):
+            ModelSpec.from_json(json.dumps({**doc, "estimates": bad}))
+    # The engine checks the output holds out_frames planes per estimate.
+    engine = PreparedEngine(_FirstPlane(), spec, "two")
+    with pytest.raises(EngineError, match=r"returned shape \[1, 1, 8, 8\], expected \[1, 4, 8, 8\]"):
+        engine.infer(np.ones((1, 8, 8, 8), dtype=np.float32))

@@ -68,6 +68,21 @@ def test_compare_writes_the_report_and_recommends(movies: Path) -> None:
     assert rec["name"] in (out / "report.html").read_text()
 
 
+def test_compare_takes_a_signed_16_bit_tiff_with_negative_values(movies: Path, tmp_path: Path) -> None:
+    """A background-subtracted int16 movie (negative values): read, trained on, scored, reported as int16."""
+    sim = simulate_calcium_movie(frames=36, size=(21, 19), seed=6, photons=4.0)
+    signed = (sim.noisy.astype(np.int32) - int(np.median(sim.noisy)) - 3).astype(np.int16)
+    assert signed.min() < 0
+    write_movie(tmp_path / "signed.tif", signed)
+    settings = [arg for s in SETTINGS if not s.startswith("support.") for arg in ("--set", s)]
+    proc = _compare(str(tmp_path / "signed.tif"), "--methods", "deepcad_rt", "--out", str(tmp_path / "r"), *settings)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert data["movie_shape"] == [36, 21, 19] and data["movie_dtype"] == "int16"
+    row = next(r for r in data["rows"] if r["name"] == "deepcad_rt")
+    assert row["skipped"] is None and np.isfinite(row["score_db"])
+
+
 def test_default_out_folder_is_named_after_the_movie(movies: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [*CLI, "compare", str(movies / "short.tif"), "--methods", "srdtrans"],

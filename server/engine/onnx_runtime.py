@@ -87,7 +87,7 @@ def read_spec(session: ort.InferenceSession, path: Path | str) -> ModelSpec:
     except SpecError as exc:
         raise InvalidModel(f"{path}: {exc}") from None
     inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name for o in session.get_outputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
     if spec.input_name not in inputs:
         raise InvalidModel(f"{path}: spec input {spec.input_name!r} is not a graph input (graph has {sorted(inputs)})")
     if spec.output_name not in outputs:
@@ -100,6 +100,12 @@ def read_spec(session: ort.InferenceSession, path: Path | str) -> ModelSpec:
     if isinstance(shape[1], int) and shape[1] != spec.window.input_planes:
         raise InvalidModel(
             f"{path}: input {spec.input_name!r} has {shape[1]} planes but the spec's window needs {spec.window.input_planes}"
+        )
+    out_shape = outputs[spec.output_name].shape
+    if len(out_shape) == 4 and isinstance(out_shape[1], int) and out_shape[1] != spec.output_planes:
+        raise InvalidModel(
+            f"{path}: output {spec.output_name!r} has {out_shape[1]} planes but the spec needs {spec.output_planes} "
+            f"({spec.window.out_frames} frames x {max(1, len(spec.estimates))} estimates)"
         )
     return spec
 

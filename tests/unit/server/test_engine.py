@@ -238,3 +238,19 @@ def test_estimates_round_trip_select_output_planes_and_bad_ones_are_named(onnx_m
     engine = PreparedEngine(_FirstPlane(), spec, "two")
     with pytest.raises(EngineError, match=r"returned shape \[1, 1, 8, 8\], expected \[1, 4, 8, 8\]"):
         engine.infer(np.ones((1, 8, 8, 8), dtype=np.float32))
+
+
+def test_a_graph_without_a_plane_per_estimate_is_refused_at_load(tmp_path: Path, onnx_models: ModuleType) -> None:
+    from dataclasses import replace
+
+    import onnx
+
+    from livedenoise.clients.model_spec import METADATA_KEY, EstimateSpec
+
+    path = onnx_models.make_mix_model(tmp_path / "one.onnx", WindowSpec(1, 1))
+    model = onnx.load(str(path))
+    spec = replace(onnx_models.make_spec(WindowSpec(1, 1)), estimates=(EstimateSpec("a", 1), EstimateSpec("b", 0)))
+    onnx.helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    onnx.save(model, str(path))
+    with pytest.raises(InvalidModel, match=r"output 'denoised' has 1 planes but the spec needs 2 \(1 frames x 2"):
+        load_engine(path, "cpu")

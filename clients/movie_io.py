@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,36 +47,68 @@ def _kind(path: Path) -> str:
     raise ValueError(f"{path}: unknown movie file type {path.suffix!r}; expected one of {', '.join(MOVIE_SUFFIXES)}")
 
 
-class _Collect(logging.Handler):
+_DAMAGE_WORDS = ("invalid", "truncat")
+# Damage messages of the reads in progress. The tifffile logger is one per process: every read in progress gets
+# every damage message (as a handler per read did), so a damaged file read beside another one is never accepted.
+_damage_lock = threading.Lock()
+_damage_readers: set[_Damage] = set()
+
+
+class _Damage:
+    """What tifffile logged about damage during one read."""
+
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
         self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+
+def _keep_damage(record: logging.LogRecord) -> bool:
+    """Filter on the tifffile logger: hand damage messages to the reads in progress, and stop them there."""
+    message = record.getMessage()
+    if record.levelno < logging.WARNING or not any(word in message.lower() for word in _DAMAGE_WORDS):
+        return True
+    with _damage_lock:
+        for reader in _damage_readers:
+            reader.messages.append(message)
+    return False
+
+
+@contextlib.contextmanager
+def _tifffile_damage() -> Iterator[_Damage]:
+    """Collect tifffile's damage messages during one read, and keep them off the root logger."""
+    # A filter on the logger sees a record before any handler and can drop it, so the damage that the caller
+    # raises about never reaches the root logger (the user's console); propagate and handlers stay untouched.
+    damage = _Damage()
+    tiff_logger = logging.getLogger("tifffile")
+    with _damage_lock:
+        _damage_readers.add(damage)
+        tiff_logger.addFilter(_keep_damage)  # once: Filterer.addFilter ignores a filter it already has
+    try:
+        yield damage
+    finally:
+        with _damage_lock:
+            _damage_readers.discard(damage)
+            if not _damage_readers:
+                tiff_logger.removeFilter(_keep_damage)
 
 
 def _read_tiff(path: Path) -> tuple[NDArray[Any], str]:
     tifffile = _tifffile()
     # tifffile only *logs* some damage (an IFD offset past the end of a truncated file) and then reads
     # fewer pages than were written; such a movie must be refused, not silently shortened.
-    damage = _Collect()
-    tiff_logger = logging.getLogger("tifffile")
-    tiff_logger.addHandler(damage)
-    try:
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise ValueError("it holds no image series")
-            series = tif.series[0]
-            data, axes = np.asarray(series.asarray()), str(series.axes)
-    # tifffile reports broken files through several exception types, depending on where it breaks.
-    except (tifffile.TiffFileError, ValueError, struct.error, EOFError, IndexError, KeyError) as exc:
-        raise ValueError(f"{path}: cannot read TIFF ({exc}); the file is corrupt, truncated or not a TIFF") from None
-    finally:
-        tiff_logger.removeHandler(damage)
-    broken = [m for m in damage.messages if "invalid" in m.lower() or "truncat" in m.lower()]
-    if broken:
-        raise ValueError(f"{path}: damaged TIFF ({broken[0]}); the file is corrupt or truncated")
+    with _tifffile_damage() as damage:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                if not tif.series:
+                    raise ValueError("it holds no image series")
+                series = tif.series[0]
+                data, axes = np.asarray(series.asarray()), str(series.axes)
+        # tifffile reports broken files through several exception types, depending on where it breaks.
+        except (tifffile.TiffFileError, ValueError, struct.error, EOFError, IndexError, KeyError) as exc:
+            raise ValueError(
+                f"{path}: cannot read TIFF ({exc}); the file is corrupt, truncated or not a TIFF"
+            ) from None
+    if damage.messages:
+        raise ValueError(f"{path}: damaged TIFF ({damage.messages[0]}); the file is corrupt or truncated")
     return data, axes
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import numpy as np
 import pytest
 import tifffile
 
+from livedenoise.clients import movie_io
 from livedenoise.clients.movie_io import read_movie, write_movie
 
 
@@ -91,6 +93,42 @@ def test_truncated_file_is_refused_naming_it(tmp_path, name):
     path.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ValueError, match=rf"{name.replace('.', '[.]')}: .*(corrupt|truncated)"):
         read_movie(path)
+
+
+@pytest.mark.parametrize("name", ["m.tif", "m.ome.tif"])
+def test_truncated_tiff_damage_stays_off_the_root_logger(tmp_path, caplog, name):
+    """tifffile only logs some damage; read_movie raises about it, and the log records go no further."""
+    path = write_movie(tmp_path / name, _movie("uint16", (6, 16, 16)))
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    tiff_logger = logging.getLogger("tifffile")
+    propagate, filters, handlers = tiff_logger.propagate, list(tiff_logger.filters), list(tiff_logger.handlers)
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(ValueError, match=r"damaged TIFF \(.*invalid.*\); the file is corrupt or truncated"):
+        read_movie(path)
+
+    assert [r for r in caplog.records if r.name.startswith("tifffile")] == []
+    assert tiff_logger.propagate is propagate
+    assert tiff_logger.filters == filters and tiff_logger.handlers == handlers
+
+
+def test_overlapping_reads_each_see_the_damage_and_nothing_else_is_kept(caplog):
+    """Reads in progress together (threads) share the one tifffile logger: each gets every damage message,
+    other tifffile messages still reach the root logger, and the filter goes with the last read."""
+    tiff_logger = logging.getLogger("tifffile")
+    caplog.set_level(logging.DEBUG)
+
+    with movie_io._tifffile_damage() as first:
+        with movie_io._tifffile_damage() as second:
+            tiff_logger.error("<tifffile.TiffPages @8> invalid page offset 3296")
+            tiff_logger.warning("a note that is not about damage")
+        tiff_logger.error("data truncated")
+
+    assert second.messages == ["<tifffile.TiffPages @8> invalid page offset 3296"]
+    assert first.messages == [*second.messages, "data truncated"]
+    assert [r.getMessage() for r in caplog.records if r.name == "tifffile"] == ["a note that is not about damage"]
+    assert movie_io._keep_damage not in tiff_logger.filters
 
 
 def test_garbage_file_is_refused_naming_it(tmp_path):

@@ -7,15 +7,21 @@ error ``code``, its message and the HTTP status (0 when the server could not be 
         model = control.upload_model("model.onnx")
         control.load_model(model.id)
         job = control.wait_job(control.submit_job("deepcad_rt", "movie.npy", {"epochs": 5}).id)
+        compared = control.wait_job(control.submit_compare("movie.npy", ["deepcad_rt", "ted"]).id)
+        folder = control.download_compare_report(compared.id, "movie-compare")  # report.html, results, models
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, TypeVar
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -74,7 +80,7 @@ class ModelInfo:
 class JobInfo:
     id: str
     state: str
-    method: str
+    method: str  # compare: the methods compared, comma-separated
     data: str
     config: dict[str, Any] = field(default_factory=dict)
     activate: bool = False
@@ -91,6 +97,11 @@ class JobInfo:
     activated: bool = False
     error: str | None = None
     validation: dict[str, Any] | None = None  # held-out score beside the best classical filter's
+    # Last, so that code building a JobInfo by position keeps working.
+    kind: str = "train"  # or "compare"
+    # compare: the method in progress, {method, index (1-based), total, stage, message}
+    progress_detail: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # compare, once succeeded: results.json (rows, filters, recommendation)
 
     @property
     def done(self) -> bool:
@@ -152,18 +163,33 @@ class ControlClient:
         self.close()
 
     # ---- plumbing -----------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, *, slow: bool = False, **kwargs: Any) -> httpx.Response:
-        if slow:
-            kwargs.setdefault("timeout", max(self.timeout, 120.0))
+    @contextlib.contextmanager
+    def _reaching(self, method: str, path: str) -> Iterator[None]:
+        """httpx's transport failures as :class:`ControlError`."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            yield
         except httpx.TimeoutException as exc:
             raise ControlError("timeout", f"{method} {self.base_url}{path} timed out: {exc}") from None
         except httpx.TransportError as exc:
             raise ControlError("unreachable", f"cannot reach the control plane at {self.base_url}: {exc}") from None
+
+    def _request(self, method: str, path: str, *, slow: bool = False, **kwargs: Any) -> httpx.Response:
+        if slow:
+            kwargs.setdefault("timeout", max(self.timeout, 120.0))
+        with self._reaching(method, path):
+            response = self._http.request(method, path, **kwargs)
         if response.is_error:
             raise _error_of(response)
         return response
+
+    def _download(self, path: str, sink: IO[bytes]) -> None:
+        """GET ``path`` into ``sink`` as it arrives (a report with its models can be large)."""
+        with self._reaching("GET", path), self._http.stream("GET", path, timeout=max(self.timeout, 120.0)) as response:
+            if response.is_error:
+                response.read()
+                raise _error_of(response)
+            for chunk in response.iter_bytes():
+                sink.write(chunk)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
@@ -229,6 +255,82 @@ class ControlClient:
             body["name"] = name
         return _build(JobInfo, self._json("POST", "/v1/jobs", json=body))
 
+    def submit_compare(
+        self,
+        data: str,
+        methods: list[str] | None = None,
+        config: dict[str, Any] | None = None,
+        *,
+        time_budget_s: float | None = None,
+        max_latency: int | None = None,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        clean: str | None = None,
+    ) -> JobInfo:
+        """Queue a comparison of methods on ``data`` (``livedenoise compare`` as a job).
+
+        Every method and field is validated at submit: a bad one is a :class:`ControlError` (422) naming it, and
+        no job is created. Follow it with :meth:`wait_job` (``progress_detail`` names the method in progress),
+        then read ``result`` (results.json), :meth:`compare_report` or :meth:`download_compare_report`.
+
+        Parameters
+        ----------
+        data
+            A path under the server's data root, or an uploaded data id (:meth:`upload_data`).
+        methods
+            The methods to compare; default every method.
+        config
+            Training fields for every method (``--set KEY=VALUE``), e.g. ``{"epochs": 3}``.
+        time_budget_s
+            Seconds for the whole comparison; default each method's own budget.
+        max_latency
+            Recommend only estimates that read at most this many future frames.
+        overrides
+            Training fields for one method (``--set METHOD.KEY=VALUE``): ``{"deepcad_rt": {"patch_t": 8}}``.
+        clean
+            Ground truth of the same shape, named as ``data`` is; adds PSNR and SSIM.
+
+        Returns
+        -------
+        JobInfo
+            The queued job, ``kind == "compare"``.
+        """
+        body: dict[str, Any] = {"kind": "compare", "data": data, "config": config or {}}
+        optional = {
+            "methods": methods,
+            "time_budget_s": time_budget_s,
+            "max_latency": max_latency,
+            "overrides": overrides,
+            "clean": clean,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        return _build(JobInfo, self._json("POST", "/v1/jobs", json=body))
+
+    def compare_report(self, job_id: str) -> str:
+        """A succeeded comparison's ``report.html`` (self-contained: inline style, the figure as a data URI).
+
+        Raises :class:`ControlError` ``no_report``: 409 until the job has succeeded (or when it failed or was
+        cancelled), 404 for a training job; ``unknown_job`` (404) for an unknown id.
+        """
+        return self._request("GET", f"/v1/jobs/{job_id}/report").text
+
+    def download_compare_report(self, job_id: str, out_dir: str | Path) -> Path:
+        """Download a succeeded comparison's report folder (``report.zip``) and unpack it into ``out_dir``.
+
+        The archive is checked before anything is written: a member with an absolute path or a ``..`` part is
+        refused with :class:`ControlError` ``bad_archive``. Files already in ``out_dir`` with the same names
+        are overwritten. Errors for a job without a report are those of :meth:`compare_report`.
+
+        Returns
+        -------
+        Path
+            The unpacked report folder, ``out_dir/<job id>-compare`` (the archive's one top-level folder).
+        """
+        path = f"/v1/jobs/{job_id}/report.zip"
+        with tempfile.TemporaryFile() as archive:
+            self._download(path, archive)
+            archive.seek(0)
+            return _unpack_report(archive, Path(out_dir), f"GET {path}")
+
     def jobs(self, state: str | None = None) -> list[JobInfo]:
         params = {"state": state} if state else None
         return [_build(JobInfo, j) for j in self._json("GET", "/v1/jobs", params=params)["jobs"]]
@@ -254,6 +356,27 @@ class ControlClient:
                     "timeout", f"job {job_id} still {job.state} ({job.progress:.0%}) after {timeout:.0f} s"
                 )
             time.sleep(poll)
+
+
+def _unpack_report(archive: IO[bytes], out_dir: Path, source: str) -> Path:
+    """Unpack a report archive into ``out_dir`` once every member name is known to stay inside it."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            for name in names:
+                # Read as Windows would: both separators, and drive letters, so no platform can place it outside.
+                member = PureWindowsPath(name)
+                if member.anchor or ".." in member.parts or not member.parts:
+                    raise ControlError(
+                        "bad_archive",
+                        f"{source}: refusing member {name!r}: an absolute path or '..' could land outside {out_dir}",
+                    )
+            out_dir.mkdir(parents=True, exist_ok=True)
+            zf.extractall(out_dir)
+    except zipfile.BadZipFile as exc:
+        raise ControlError("bad_archive", f"{source}: not a zip archive ({exc})") from None
+    roots = {PurePosixPath(name).parts[0] for name in names}
+    return out_dir / roots.pop() if len(roots) == 1 and all("/" in name for name in names) else out_dir
 
 
 def _error_of(response: httpx.Response) -> ControlError:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -77,6 +80,55 @@ def test_wait_job_polls_until_terminal_or_times_out() -> None:
         pytest.raises(ControlTimeout, match="still running"),
     ):
         client.wait_job("j-2", timeout=0.05, poll=0.01)
+
+
+def test_submit_compare_sends_only_the_fields_given() -> None:
+    bodies: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(201, json={"id": "j-1", "kind": "compare", "state": "queued", "method": "ted,support",
+                                         "data": "d-1", "progress_detail": None, "result": None})  # fmt: skip
+
+    with ControlClient("http://server", transport=httpx.MockTransport(handler)) as client:
+        job = client.submit_compare("d-1", ["ted", "support"], max_latency=0, overrides={"support": {"bs_size": 3}})
+    assert bodies == [
+        {"kind": "compare", "data": "d-1", "config": {}, "methods": ["ted", "support"], "max_latency": 0,
+         "overrides": {"support": {"bs_size": 3}}}
+    ]  # fmt: skip
+    assert (job.kind, job.method, job.progress_detail, job.result) == ("compare", "ted,support", None, None)
+
+
+def _zip(*names: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name in names:
+            zf.writestr(name, "x")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("evil", ["../evil", "j-1-compare/../../evil", "/tmp/evil", "C:\\evil", "\\evil"])
+def test_report_archive_with_a_member_outside_out_dir_is_refused(tmp_path: Path, evil: str) -> None:
+    archive = _zip("j-1-compare/report.html", evil)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=archive))
+    out = tmp_path / "inside" / "out"
+
+    with ControlClient("http://server", transport=transport) as client, pytest.raises(ControlError) as info:
+        client.download_compare_report("j-1", out)
+
+    assert info.value.code == "bad_archive" and repr(evil) in info.value.message
+    assert not (tmp_path / "inside").exists()  # nothing unpacked, not even the safe member
+
+
+def test_report_archive_unpacks_into_its_folder(tmp_path: Path) -> None:
+    archive = _zip("j-1-compare/report.html", "j-1-compare/models/ted.onnx")
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=archive))
+
+    with ControlClient("http://server", transport=transport) as client:
+        folder = client.download_compare_report("j-1", tmp_path / "out")
+
+    assert folder == tmp_path / "out" / "j-1-compare"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.*")) == ["models/ted.onnx", "report.html"]
 
 
 def test_client_module_stays_light() -> None:

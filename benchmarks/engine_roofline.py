@@ -21,20 +21,18 @@ writes it as Markdown and CSV under ``--out``.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import logging
 import os
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import torch
+from _shared import Column, best_rate, markdown_table, write_table
 from torch import nn
 
 from livedenoise.models.config import TrainConfig
@@ -59,18 +57,6 @@ def _variants(grids: list[str]) -> list[dict[str, object]]:
         name, _, values = grid.partition("=")
         axes.append([(name, _value(v)) for v in values.split(",")])
     return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
-
-
-def _best_rate(run: Callable[[], object], seconds: float = 2.0) -> float:
-    """Calls per second of ``run``: the best of repeated timings after a warm-up (noise only slows a machine)."""
-    run()
-    best = float("inf")
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or best == float("inf"):
-        t0 = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - t0)
-    return 1.0 / best
 
 
 def count_macs(module: nn.Module, example: torch.Tensor) -> int:
@@ -106,7 +92,7 @@ def dense_conv_rate(size: int, work: Path, channels: int = 64) -> float:
     torch.onnx.export(conv, (x,), str(path), input_names=["x"], opset_version=17, dynamo=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {"x": x.numpy()}
-    rate = _best_rate(lambda: session.run(None, feed))
+    rate = best_rate(lambda: session.run(None, feed))
     return rate * size * size * channels * channels * 9
 
 
@@ -122,12 +108,12 @@ def measure(method: str, fields: dict[str, object], size: int, work: Path) -> di
 
     engine = load_engine(path, provider="cpu", model_id="roofline")
     try:
-        engine_fps = max(_best_rate(lambda b=b: engine.infer(windows[:b])) * b * per_call for b in BATCHES)  # type: ignore[misc]
+        engine_fps = max(best_rate(lambda b=b: engine.infer(windows[:b])) * b * per_call for b in BATCHES)  # type: ignore[misc]
     finally:
         engine.close()
     tensor = torch.from_numpy(spec.normalization.apply(windows))
     with torch.no_grad():
-        torch_fps = max(_best_rate(lambda b=b: module(tensor[:b])) * b * per_call for b in BATCHES)  # type: ignore[misc]
+        torch_fps = max(best_rate(lambda b=b: module(tensor[:b])) * b * per_call for b in BATCHES)  # type: ignore[misc]
     macs = count_macs(module, tensor[:1]) / per_call
     return {
         "variant": " ".join(f"{k}={v}" for k, v in fields.items()) or "defaults",
@@ -164,7 +150,7 @@ def main() -> None:
         f"{args.method} at {args.size}x{args.size} on {os.cpu_count()} CPU threads; dense 3x3 conv in ONNX Runtime: "
         f"{peak / 1e9:.1f} GMAC/s; target {args.target:.0f} frames/s"
     )
-    columns = [
+    columns: list[Column] = [
         ("variant", "variant", "{}"),
         ("window", "window", "{}"),
         ("latency (frames)", "latency_frames", "{}"),
@@ -175,19 +161,9 @@ def main() -> None:
         ("engine / torch", "engine_vs_torch", "{:.2f}"),
         ("ceiling fps", "ceiling_fps", "{:.0f}"),
     ]
-    lines = [
-        "| " + " | ".join(c[0] for c in columns) + " |",
-        "|" + "---|" * len(columns),
-        *("| " + " | ".join(fmt.format(row[key]) for _, key, fmt in columns) + " |" for row in rows),
-    ]
-    print(header + "\n\n" + "\n".join(lines))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"roofline_{args.method}_{args.size}"
-    stem.with_suffix(".md").write_text(header + "\n\n" + "\n".join(lines) + "\n")
-    with stem.with_suffix(".csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=[c[1] for c in columns])
-        writer.writeheader()
-        writer.writerows({c[1]: row[c[1]] for c in columns} for row in rows)
+    text = markdown_table(header, columns, rows)
+    print(text)
+    write_table(args.out / f"roofline_{args.method}_{args.size}", text, rows, [c[1] for c in columns])
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from livedenoise.models.networks.blocks import upsample_nearest2x
 from livedenoise.models.networks.registry import register_network
 
 __all__ = ["ShiftConv3d", "ShiftUNet3d", "DeepSeMiNet", "DeepSeMiViews", "deepsemi_net", "SHIFT_PATTERNS"]
@@ -94,9 +95,9 @@ class ShiftUNet3d(nn.Module):
         x2 = self.enc[1](F.max_pool3d(x1, 2))
         x3 = self.enc[2](F.max_pool3d(x2, 2))
         y = self.bottom(x3)
-        y = self.dec[0](torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), x2], dim=1))
-        y = self.dec[1](torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), x1], dim=1))
-        out: Tensor = self.dec[2](torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), x0], dim=1))
+        y = self.dec[0](torch.cat([upsample_nearest2x(y), x2], dim=1))
+        y = self.dec[1](torch.cat([upsample_nearest2x(y), x1], dim=1))
+        out: Tensor = self.dec[2](torch.cat([upsample_nearest2x(y), x0], dim=1))
         return out
 
 

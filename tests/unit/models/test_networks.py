@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from livedenoise.models.networks import UNet, get_network, list_networks, register_network
+from livedenoise.models.networks.blocks import upsample_nearest2x
 from livedenoise.models.networks.registry import _NETWORKS
 
 
@@ -50,3 +53,23 @@ def test_bad_unet_arguments() -> None:
         UNet(4, 1, 1)
     with pytest.raises(ValueError, match="unknown norm"):
         UNet(2, 1, 1, norm="layer")
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 4, 5, 6), (2, 1, 3, 3, 3), (1, 2, 5, 7)])
+def test_upsample_nearest2x_equals_interpolate(shape: tuple[int, ...]) -> None:
+    # The 3-D path is written as a broadcast (it exports faster than Resize); it must stay the same values.
+    x = torch.randn(*shape)
+    expected = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+    assert torch.equal(upsample_nearest2x(x), expected)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_3d_unet_exports_without_resize(tmp_path: Path) -> None:
+    import onnx
+
+    net = UNet(3, 1, 1, base=4, levels=3).eval()
+    path = tmp_path / "u.onnx"
+    with torch.no_grad():
+        torch.onnx.export(net, (torch.randn(1, 1, 8, 16, 16),), str(path), dynamo=False, opset_version=17)
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "Resize" not in ops and "Expand" in ops

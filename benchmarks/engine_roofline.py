@@ -34,6 +34,7 @@ import onnxruntime as ort
 import torch
 from _shared import Column, best_rate, markdown_table, write_table
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from livedenoise.models.config import TrainConfig
 from livedenoise.models.pipeline import train_and_export
@@ -60,28 +61,11 @@ def _variants(grids: list[str]) -> list[dict[str, object]]:
 
 
 def count_macs(module: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-accumulates of ``module``'s convolutions and linear layers on ``example``."""
-    total = 0
-
-    def hook(layer: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(layer, nn.Linear):
-            total += output.numel() * layer.in_features
-        elif isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d):
-            total += output.numel() * (layer.in_channels // layer.groups) * int(np.prod(layer.kernel_size))
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in module.modules()
-        if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d)
-    ]
-    try:
-        with torch.no_grad():
-            module(example)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
+    """Multiply-accumulates of ``module`` on ``example``: half the FLOPs torch's counter sees in its convolutions
+    and matrix products, functional calls included (a cropped graph calls its last convolutions that way)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(example)
+    return int(counter.get_total_flops()) // 2
 
 
 def dense_conv_rate(size: int, work: Path, channels: int = 64) -> float:

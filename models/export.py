@@ -12,6 +12,7 @@ times faster than the dynamo exporter and equally exact; ``exporter="dynamo"`` s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import time
@@ -207,6 +208,8 @@ def export_onnx(
     window = result.window
     module = result.recipe.export_module(result.network).eval().cpu()
     spec = build_spec(result)
+    # Whether the graph computes only the served frames (WindowOutput's crop), for whoever reads its speed.
+    spec = dataclasses.replace(spec, extra={**spec.extra, "graph_cropped": bool(getattr(module, "cropped", False))})
     t0 = time.monotonic()
     logger.info("exporting %s to %s (opset %d, %s exporter, window %s)", spec.method, out, opset, exporter, window)
     example = _example_input(window.input_planes, window.spatial_multiple, spec.frame_shape)

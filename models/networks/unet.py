@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from livedenoise.models.networks.blocks import DoubleConv, Down, Up, conv
+from livedenoise.models.networks.blocks import DoubleConv, Down, Up, conv, upsample_nearest2x
 
 __all__ = ["UNet", "UNetStyle"]
 
@@ -71,6 +73,7 @@ class UNet(nn.Module):
             Up(dims, widths[i + 1], widths[i], widths[i], norm=norm, act=act) for i in reversed(range(levels - 1))
         )
         self.head = conv(dims, widths[0], out_channels, kernel=1)
+        self.norm = norm or "none"
 
     @property
     def size_multiple(self) -> int:
@@ -85,3 +88,48 @@ class UNet(nn.Module):
         for up in self.ups:
             y = up(y, skips.pop())
         return self.head(y)
+
+    def crops_frames(self, frames: int, start: int, count: int) -> bool:
+        """Whether :meth:`forward_frames` computes the last level only for the kept frames (else it slices the
+        whole output): a 3-D net with an upsampling level, pointwise normalisation (none or batch: instance and
+        group norms take statistics over every frame), and the kept frames at least the last level's temporal
+        receptive margin away from both ends of the stack (so no output frame sees the temporal zero padding)."""
+        if self.dims != 3 or not self.ups or self.norm not in ("none", "batch"):
+            return False
+        margin = self._last_margin()
+        return start - margin >= 0 and start + count + margin <= frames
+
+    def _last_margin(self) -> int:
+        last: Up = self.ups[-1]  # type: ignore[assignment]
+        return sum(m.kernel_size[0] // 2 for m in last.conv if isinstance(m, nn.Conv3d))
+
+    def forward_frames(self, x: Tensor, start: int, count: int) -> Tensor:
+        """``forward(x)[:, :, start : start + count]``, computed with less work where :meth:`crops_frames`.
+
+        The last decoder level (the full-resolution double convolution, about half of a DeepCAD-RT U-Net's
+        multiply-accumulates) and the head run only on the kept frames and the few frames their temporal
+        kernels reach: the convolutions there pad only H and W, so every kept value is the same as in the
+        whole stack, and nothing is computed for frames that would be thrown away.
+        """
+        frames = x.shape[2]
+        if not self.crops_frames(frames, start, count):
+            return self.forward(x)[:, :, start : start + count]
+        skips = [self.inc(x)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        y = skips.pop()
+        for up in list(self.ups)[:-1]:
+            y = up(y, skips.pop())
+        margin = self._last_margin()
+        lo, hi = start - margin, start + count + margin
+        low = lo // 2  # upsample only the coarse frames the kept range comes from
+        coarse = upsample_nearest2x(y[:, :, low : (hi + 1) // 2])
+        z = torch.cat([skips.pop()[:, :, lo:hi], coarse[:, :, lo - 2 * low : hi - 2 * low]], dim=1)
+        last: Up = self.ups[-1]  # type: ignore[assignment]
+        for m in last.conv:
+            if isinstance(m, nn.Conv3d):
+                pad = (0, m.padding[1], m.padding[2])  # type: ignore[index]
+                z = F.conv3d(z, m.weight, m.bias, m.stride, pad, m.dilation, m.groups)
+            else:
+                z = m(z)
+        return self.head(z)

@@ -58,4 +58,5 @@ class OddEvenStackRecipe(Recipe):
 
     def export_module(self, model: nn.Module) -> nn.Module:
         w = self.window()
-        return WindowOutput(model, w.before, w.out_frames)
+        planes = w.input_planes if self.config.crop_served_frames else None
+        return WindowOutput(model, w.before, w.out_frames, planes=planes)

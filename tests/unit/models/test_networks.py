@@ -73,3 +73,43 @@ def test_3d_unet_exports_without_resize(tmp_path: Path) -> None:
         torch.onnx.export(net, (torch.randn(1, 1, 8, 16, 16),), str(path), dynamo=False, opset_version=17)
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert "Resize" not in ops and "Expand" in ops
+
+
+@pytest.mark.parametrize(
+    ("norm", "levels", "start", "count", "planes", "crops"),
+    [
+        ("none", 3, 4, 8, 16, True),  # DeepCAD-RT's served window
+        ("none", 2, 3, 3, 10, True),  # odd start: the coarse frames are cut between two fine ones
+        ("batch", 3, 2, 4, 8, True),
+        ("none", 3, 1, 8, 16, False),  # the kept frames reach the temporal padding: whole stack, sliced
+        ("instance", 3, 4, 8, 16, False),  # statistics over every frame: no crop
+        ("none", 1, 4, 8, 16, False),  # no upsampling level
+    ],
+)
+def test_unet_forward_frames_equals_the_sliced_whole_output(
+    norm: str, levels: int, start: int, count: int, planes: int, crops: bool
+) -> None:
+    torch.manual_seed(0)
+    net = UNet(3, 1, 1, base=4, levels=levels, norm=norm, style="deepcad").eval()
+    x = torch.randn(2, 1, planes, 12, 8)
+    assert net.crops_frames(planes, start, count) is crops
+    with torch.no_grad():
+        torch.testing.assert_close(
+            net.forward_frames(x, start, count), net(x)[:, :, start : start + count], rtol=1e-5, atol=1e-6
+        )
+
+
+def test_deepcad_rt_served_graph_is_cropped_and_recorded() -> None:
+    from livedenoise.models.recipes import get_recipe
+
+    for crop in (True, False):
+        recipe = get_recipe("deepcad_rt", crop_served_frames=crop)
+        model = recipe.build_model().eval()
+        served = recipe.export_module(model).eval()
+        assert served.cropped is crop
+        window = recipe.window()
+        x = torch.randn(1, window.input_planes, 16, 16)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                served(x), model(x)[:, window.before : window.before + window.out_frames], rtol=1e-5, atol=1e-6
+            )

@@ -246,6 +246,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+# The server's Provider and Precision values (the client package does not import the server's).
+PROVIDERS = ["cpu", "cuda", "tensorrt", "openvino"]
+PRECISIONS = ["auto", "fp32"]
+PROVIDER_HELP = "engine: cpu (ONNX Runtime), cuda, tensorrt, or openvino (Intel CPUs, extra `openvino`)"
+PRECISION_HELP = "auto: the provider's fast precision (TensorRT fp16, OpenVINO bf16 where the CPU has it); fp32: exact"
+
 ESTIMATE_HELP = (
     "which of the model's estimates to serve, for a model that offers several (FAST: final, the default, or "
     "causal, 0 frames of latency); see the model's spec"
@@ -259,7 +265,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from livedenoise.clients.progress import ProgressBar
 
     movie = read_movie(args.movie)
-    engine = loader.load_engine(Path(args.model), provider=args.provider, model_id=Path(args.model).stem, threads=0)
+    engine = loader.load_engine(
+        Path(args.model), provider=args.provider, model_id=Path(args.model).stem, threads=0, precision=args.precision
+    )
     bar = ProgressBar("denoise")
     try:
         denoised = offline.denoise_movie(
@@ -289,6 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "bind": args.bind,
             "home": args.home,
             "provider": args.provider,
+            "precision": args.precision,
         }.items()
         if value is not None
     }
@@ -470,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "tensorrt"])
+    p.add_argument("--provider", default="cpu", choices=PROVIDERS, help=PROVIDER_HELP)
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--batch", type=int, default=4, help="windows per engine call")
     p.add_argument("--estimate", help=ESTIMATE_HELP)
     p.set_defaults(func=cmd_denoise)
@@ -483,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-port", dest="control_port", type=int)
     p.add_argument("--bind", help="address to bind (default 127.0.0.1; others need LIVEDENOISE_API_TOKEN)")
     p.add_argument("--home", help="state directory (default LIVEDENOISE_HOME or the per-user data dir)")
-    p.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"])
+    p.add_argument("--provider", choices=PROVIDERS, help=PROVIDER_HELP)
+    p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("stream", help="stream a movie to a server and collect the denoised frames")

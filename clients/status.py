@@ -166,6 +166,7 @@ class IngestStatus:
     authentication: str
     streams: dict[str, StreamStatus]
     totals: Totals
+    precision: str  # the engine's arithmetic: fp32, or fp16 (TensorRT) / bf16 (OpenVINO) under `auto`
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,6 +197,7 @@ def _ingest_fields(obj: dict[str, Any]) -> dict[str, Any]:
         "authentication": _get(obj, "authentication", str, "status"),
         "streams": {str(k): StreamStatus.from_dict(v, str(k)) for k, v in streams.items()},
         "totals": Totals.from_dict(_get(obj, "totals", dict, "status")),
+        "precision": _get(obj, "precision", str, "status", "fp32"),  # absent from servers before it was reported
     }
 
 

@@ -11,13 +11,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from livedenoise.clients.local_token import default_home
 from livedenoise.clients.protocol import StreamMode
 
-__all__ = ["Provider", "StreamMode", "ServerSettings", "default_home"]
+__all__ = ["Precision", "Provider", "StreamMode", "ServerSettings", "default_home"]
 
 
 class Provider(str, Enum):
-    CPU = "cpu"
+    CPU = "cpu"  # ONNX Runtime on the CPU: the default, installed with the server
     CUDA = "cuda"
     TENSORRT = "tensorrt"
+    OPENVINO = "openvino"  # OpenVINO on Intel CPUs (extra `openvino`)
+
+
+class Precision(str, Enum):
+    """Arithmetic the engine may use: ``auto`` is the provider's fast precision (TensorRT fp16, OpenVINO bf16 on
+    CPUs that have it natively; ONNX Runtime's CPU and CUDA providers are always fp32), ``fp32`` is exact."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -33,11 +42,17 @@ class ServerSettings(BaseSettings):
     control_port: int = Field(5557, ge=0, le=65535, description="ingest control REP port, loopback only")
     http_port: int = Field(8000, ge=0, le=65535)
     provider: Provider = Provider.CPU
+    precision: Precision = Field(
+        Precision.AUTO, description="auto: the provider's fast precision (TensorRT fp16, OpenVINO bf16); fp32: exact"
+    )
     model: Path | None = Field(None, description="ONNX model to load at start (registered if new)")
     default_mode: StreamMode = StreamMode.LOSSLESS
     max_frame_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_streams: int = Field(16, gt=0)
     max_batch: int = Field(8, gt=0, description="windows per engine call, across streams of one shape")
+    trt_max_side: int = Field(
+        2048, ge=16, description="TensorRT: the largest (padded) frame side its engine is built for, one shape profile"
+    )
     live_max_backlog_frames: int = Field(
         32, gt=0, description="live mode: frames waiting before the oldest window is dropped"
     )

@@ -182,7 +182,7 @@ def test_cpu_image_takes_torch_from_the_cpu_index():
     assert torch_installs, "the CPU image installs torch explicitly"
     for cmd in torch_installs:
         assert "https://download.pytorch.org/whl/cpu" in cmd, f"torch must come from the CPU index: {cmd}"
-    assert [r for r in _installed(ins) if r.strip("'\"").startswith(".")] == [".[server,train]"]
+    assert [r for r in _installed(ins) if r.strip("'\"").startswith(".")] == [".[server,train,openvino]"]
     assert _env(ins).get("LIVEDENOISE_PROVIDER") == "cpu"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 __all__ = ["VolumeAdapter", "WindowOutput"]
@@ -19,14 +21,15 @@ class VolumeAdapter(nn.Module):
 
     def crops_frames(self, frames: int, start: int, count: int) -> bool:
         """Whether the network computes only the kept frames (see ``UNet.crops_frames``)."""
-        crops = getattr(self.net, "crops_frames", None)
+        crops: Any = getattr(self.net, "crops_frames", None)
         return bool(crops(frames, start, count)) if crops is not None else False
 
     def forward_frames(self, x: Tensor, start: int, count: int) -> Tensor:
         """``forward(x)[:, start : start + count]``, with less work where the network can crop."""
         if not self.crops_frames(x.shape[1], start, count):
             return self.forward(x)[:, start : start + count]
-        out: Tensor = self.net.forward_frames(x.unsqueeze(1), start, count).squeeze(1)
+        net: Any = self.net
+        out: Tensor = net.forward_frames(x.unsqueeze(1), start, count).squeeze(1)
         return out
 
 
@@ -44,12 +47,13 @@ class WindowOutput(nn.Module):
         self.model = model
         self.before = int(before)
         self.out_frames = int(out_frames)
-        crops = getattr(model, "crops_frames", None)
+        crops: Any = getattr(model, "crops_frames", None)
         self.cropped = bool(planes is not None and crops is not None and crops(planes, self.before, self.out_frames))
 
     def forward(self, frames: Tensor) -> Tensor:
         if self.cropped:
-            out: Tensor = self.model.forward_frames(frames, self.before, self.out_frames)
+            model: Any = self.model
+            out: Tensor = model.forward_frames(frames, self.before, self.out_frames)
             return out
         y = self.model(frames)
         return y[:, self.before : self.before + self.out_frames]

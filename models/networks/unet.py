@@ -128,7 +128,7 @@ class UNet(nn.Module):
         last: Up = self.ups[-1]  # type: ignore[assignment]
         for m in last.conv:
             if isinstance(m, nn.Conv3d):
-                pad = (0, m.padding[1], m.padding[2])  # type: ignore[index]
+                pad = (0, int(m.padding[1]), int(m.padding[2]))
                 z = F.conv3d(z, m.weight, m.bias, m.stride, pad, m.dilation, m.groups)
             else:
                 z = m(z)

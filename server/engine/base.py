@@ -70,6 +70,7 @@ class PreparedEngine:
         self.spec = spec
         self.model_id = model_id
         self.provider = runner.provider
+        self.precision: str = getattr(runner, "precision", "fp32")
 
     def infer(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
         window = self.spec.window

@@ -8,17 +8,22 @@ from pathlib import Path
 
 from livedenoise.server.engine.base import Engine
 from livedenoise.server.errors import EngineError
-from livedenoise.server.settings import Provider
+from livedenoise.server.settings import Precision, Provider
 
 __all__ = ["BACKENDS", "load_engine"]
 
-# provider -> "module:function" opening an engine (path, provider, model_id, threads, cache_dir).
-# Import strings, so a CPU-only install never imports a GPU runtime it lacks.
+# provider -> "module:function" opening an engine (path, provider, model_id, threads, cache_dir, precision,
+# max_batch, max_side).
+# Import strings, so a CPU-only install never imports a GPU runtime (or OpenVINO) it lacks.
 BACKENDS: dict[Provider, str] = {
     Provider.CPU: "livedenoise.server.engine.onnx_runtime:open_engine",
     Provider.CUDA: "livedenoise.server.engine.onnx_runtime:open_engine",
     Provider.TENSORRT: "livedenoise.server.engine.onnx_runtime:open_engine",
+    Provider.OPENVINO: "livedenoise.server.engine.openvino_runtime:open_engine",
 }
+
+#: The pip extra that brings each optional backend's runtime, for the error that names it.
+EXTRAS = {Provider.OPENVINO: "openvino", Provider.CUDA: "gpu", Provider.TENSORRT: "gpu"}
 
 
 def _import_opener(target: str) -> Callable[..., Engine]:
@@ -38,6 +43,9 @@ def load_engine(
     threads: int = 0,
     *,
     cache_dir: Path | None = None,
+    precision: Precision | str = Precision.AUTO,
+    max_batch: int = 8,
+    max_side: int = 2048,
 ) -> Engine:
     """Open ``path`` with the backend for ``provider``.
 
@@ -46,13 +54,17 @@ def load_engine(
     path
         Exported livedenoise ONNX file.
     provider
-        ``cpu`` | ``cuda`` | ``tensorrt`` (see :class:`~livedenoise.server.settings.Provider`).
+        ``cpu`` | ``cuda`` | ``tensorrt`` | ``openvino`` (see :class:`~livedenoise.server.settings.Provider`).
     model_id
         Id carried by replies (default: the file stem).
     threads
         Intra-op threads (0 = backend default).
     cache_dir
         Where a backend may cache compiled engines (TensorRT).
+    precision
+        ``auto`` (the provider's fast precision) or ``fp32`` (see :class:`~livedenoise.server.settings.Precision`).
+    max_batch, max_side
+        The largest batch and padded frame side an ahead-of-time engine is built for (TensorRT's shape profile).
 
     Raises
     ------
@@ -65,5 +77,14 @@ def load_engine(
         chosen = Provider(provider)
     except ValueError:
         raise EngineError(f"unknown provider {provider!r}; choose one of {[p.value for p in Provider]}") from None
-    opener = _import_opener(BACKENDS[chosen])
-    return opener(Path(path), chosen, model_id, threads, cache_dir)
+    try:
+        arithmetic = Precision(precision)
+    except ValueError:
+        raise EngineError(f"unknown precision {precision!r}; choose one of {[p.value for p in Precision]}") from None
+    try:
+        opener = _import_opener(BACKENDS[chosen])
+    except EngineError as exc:
+        extra = EXTRAS.get(chosen)
+        hint = f"; install the `{extra}` extra (pip install 'livedenoise[{extra}]')" if extra else ""
+        raise EngineError(f"provider {chosen.value!r} is not available: {exc.message}{hint}") from None
+    return opener(Path(path), chosen, model_id, threads, cache_dir, arithmetic, max_batch, max_side)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,13 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from livedenoise.clients.model_spec import ModelSpec, SpecError
+from livedenoise.clients.model_spec import ModelSpec
 from livedenoise.server.engine.base import INFERENCE_FAILED, MODEL_MISMATCH, PreparedEngine
+from livedenoise.server.engine.graph_spec import check_spec, read_file_spec
 from livedenoise.server.errors import EngineError, InvalidModel
-from livedenoise.server.settings import Provider
+from livedenoise.server.settings import Precision, Provider
 
-__all__ = ["OnnxRuntimeRunner", "open_engine", "execution_providers", "read_spec"]
+__all__ = ["OnnxRuntimeRunner", "ShapeProfile", "open_engine", "execution_providers", "read_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +32,64 @@ _EP_NAMES = {
 }
 
 
-def execution_providers(provider: Provider, cache_dir: Path | None) -> list[str | tuple[str, dict[str, Any]]]:
-    """The ORT provider list for a setting; raises :class:`EngineError` if this build lacks it."""
+@dataclass(frozen=True)
+class ShapeProfile:
+    """The input shapes a TensorRT engine is built for: batch 1..``max_batch``, square-or-not frames from one
+    ``multiple`` up to ``max_side`` pixels a side (padded sizes), tuned for ``max_batch`` windows of ``opt_side``².
+
+    With batch, height and width dynamic and no profile, TensorRT rebuilds its engine (seconds to minutes) for
+    every new input shape, mid-stream; one explicit range is built once and cached.
+    """
+
+    input_name: str
+    planes: int
+    multiple: int
+    max_batch: int = 8
+    opt_side: int = 512
+    max_side: int = 2048
+
+    def _side(self, side: int) -> int:
+        return -(-max(side, self.multiple) // self.multiple) * self.multiple
+
+    def options(self) -> dict[str, str]:
+        """The TensorRT provider's ``trt_profile_*_shapes`` options."""
+
+        def shape(batch: int, side: int) -> str:
+            return f"{self.input_name}:{batch}x{self.planes}x{side}x{side}"
+
+        return {
+            "trt_profile_min_shapes": shape(1, self._side(self.multiple)),
+            "trt_profile_opt_shapes": shape(self.max_batch, self._side(min(self.opt_side, self.max_side))),
+            "trt_profile_max_shapes": shape(self.max_batch, self._side(self.max_side)),
+        }
+
+    @property
+    def key(self) -> str:
+        """Names the cache folder, so engines built for other ranges are never picked up."""
+        return f"b{self.max_batch}-p{self.planes}-m{self.multiple}-s{self._side(self.max_side)}"
+
+    def check(self, shape: tuple[int, ...]) -> None:
+        """Raise :class:`EngineError` (``model_mismatch``) for a prepared input outside the built range."""
+        b, _, h, w = shape
+        if b > self.max_batch or max(h, w) > self._side(self.max_side):
+            raise EngineError(
+                f"input {list(shape)} is outside the TensorRT profile (batch <= {self.max_batch}, sides <= "
+                f"{self._side(self.max_side)}); raise LIVEDENOISE_MAX_BATCH or LIVEDENOISE_TRT_MAX_SIDE",
+                code=MODEL_MISMATCH,
+            )
+
+
+def execution_providers(
+    provider: Provider,
+    cache_dir: Path | None,
+    precision: Precision = Precision.AUTO,
+    profile: ShapeProfile | None = None,
+) -> list[str | tuple[str, dict[str, Any]]]:
+    """The ORT provider list for a setting; raises :class:`EngineError` if this build lacks it (or for a provider
+    that is not ONNX Runtime's). TensorRT: fp16 under ``auto``, the shape ``profile``'s range, engines and timing
+    cached under ``cache_dir`` in one folder per precision and profile."""
+    if provider not in _EP_NAMES:
+        raise EngineError(f"provider {provider.value!r} is not an ONNX Runtime provider")
     wanted = _EP_NAMES[provider]
     available = ort.get_available_providers()
     if wanted not in available:
@@ -43,26 +101,47 @@ def execution_providers(provider: Provider, cache_dir: Path | None) -> list[str 
         return [wanted]
     if provider is Provider.CUDA:
         return [wanted, "CPUExecutionProvider"]
-    options: dict[str, Any] = {"trt_fp16_enable": True}
+    fp16 = precision is Precision.AUTO
+    options: dict[str, Any] = {"trt_fp16_enable": fp16}
+    if profile is not None:
+        options |= profile.options()
     if cache_dir is not None:
-        # ORT names cached engines by graph, GPU and TensorRT version; one folder per precision keeps
-        # fp16 and fp32 builds apart.
-        path = cache_dir / "fp16"
+        # ORT names cached engines by graph, GPU and TensorRT version; one folder per precision and shape
+        # profile keeps fp16/fp32 builds and different ranges apart.
+        folder = ("fp16" if fp16 else "fp32") + (f"-{profile.key}" if profile is not None else "")
+        path = cache_dir / folder
         path.mkdir(parents=True, exist_ok=True)
-        options |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(path)}
+        options |= {
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(path),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache_dir),
+        }
     return [(wanted, options), "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 class OnnxRuntimeRunner:
     """Runs one ORT session on prepared arrays; ORT errors become :class:`EngineError` with a code."""
 
-    def __init__(self, session: ort.InferenceSession, input_name: str, output_name: str, provider: str) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        input_name: str,
+        output_name: str,
+        provider: str,
+        precision: str = "fp32",
+        profile: ShapeProfile | None = None,
+    ) -> None:
         self.session = session
         self.input_name = input_name
         self.output_name = output_name
         self.provider = provider
+        self.precision = precision
+        self.profile = profile
 
     def run(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        if self.profile is not None:
+            self.profile.check(x.shape)
         try:
             (y,) = self.session.run([self.output_name], {self.input_name: x})
         except _state.InvalidArgument as exc:
@@ -81,33 +160,12 @@ def read_spec(session: ort.InferenceSession, path: Path | str) -> ModelSpec:
 
     Raises ``InvalidModel`` naming the file and the problem; the registry validates uploads with it too.
     """
-    metadata = dict(session.get_modelmeta().custom_metadata_map)
-    try:
-        spec = ModelSpec.from_metadata(metadata)
-    except SpecError as exc:
-        raise InvalidModel(f"{path}: {exc}") from None
-    inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name: o for o in session.get_outputs()}
-    if spec.input_name not in inputs:
-        raise InvalidModel(f"{path}: spec input {spec.input_name!r} is not a graph input (graph has {sorted(inputs)})")
-    if spec.output_name not in outputs:
-        raise InvalidModel(
-            f"{path}: spec output {spec.output_name!r} is not a graph output (graph has {sorted(outputs)})"
-        )
-    shape = inputs[spec.input_name].shape
-    if len(shape) != 4:
-        raise InvalidModel(f"{path}: input {spec.input_name!r} has rank {len(shape)}; the BTHW contract needs 4")
-    if isinstance(shape[1], int) and shape[1] != spec.window.input_planes:
-        raise InvalidModel(
-            f"{path}: input {spec.input_name!r} has {shape[1]} planes but the spec's window needs {spec.window.input_planes}"
-        )
-    out_shape = outputs[spec.output_name].shape
-    if len(out_shape) == 4 and isinstance(out_shape[1], int) and out_shape[1] != spec.output_planes:
-        raise InvalidModel(
-            f"{path}: output {spec.output_name!r} has {out_shape[1]} planes but the spec needs {spec.output_planes} "
-            f"({spec.window.out_frames} frames x {max(1, len(spec.estimates))} estimates)"
-        )
-    return spec
+    return check_spec(
+        session.get_modelmeta().custom_metadata_map,
+        {i.name: i.shape for i in session.get_inputs()},
+        {o.name: o.shape for o in session.get_outputs()},
+        path,
+    )
 
 
 def open_engine(
@@ -116,6 +174,9 @@ def open_engine(
     model_id: str | None = None,
     threads: int = 0,
     cache_dir: Path | None = None,
+    precision: Precision | str = Precision.AUTO,
+    max_batch: int = 8,
+    max_side: int = 2048,
 ) -> PreparedEngine:
     """Open an exported livedenoise ONNX file with ONNX Runtime.
 
@@ -131,6 +192,10 @@ def open_engine(
         ORT intra-op threads (0 = ORT default).
     cache_dir
         TensorRT engine cache (default: ``<model folder>/trt_cache``).
+    precision
+        ``auto``: TensorRT builds fp16 engines (CPU and CUDA run fp32 either way); ``fp32``: exact everywhere.
+    max_batch, max_side
+        TensorRT only: the largest batch and padded frame side its engine is built for (one :class:`ShapeProfile`).
 
     Raises
     ------
@@ -143,7 +208,17 @@ def open_engine(
     provider = Provider(provider)
     if not path.is_file():
         raise InvalidModel(f"model file {path} does not exist")
-    providers = execution_providers(provider, cache_dir or path.parent / "trt_cache")
+    profile = None
+    if provider is Provider.TENSORRT:  # the profile needs the window's planes before the session exists
+        file_spec = read_file_spec(path)
+        profile = ShapeProfile(
+            file_spec.input_name,
+            file_spec.window.input_planes,
+            file_spec.window.spatial_multiple,
+            max_batch=max_batch,
+            max_side=max_side,
+        )
+    providers = execution_providers(provider, cache_dir or path.parent / "trt_cache", Precision(precision), profile)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -163,5 +238,8 @@ def open_engine(
         )
     spec = read_spec(session, path)
     logger.info("loaded %s (%s, window %s) on %s", path.name, spec.method, spec.window, active)
-    runner = OnnxRuntimeRunner(session, spec.input_name, spec.output_name, provider.value)
+    fp16 = provider is Provider.TENSORRT and Precision(precision) is Precision.AUTO
+    runner = OnnxRuntimeRunner(
+        session, spec.input_name, spec.output_name, provider.value, "fp16" if fp16 else "fp32", profile
+    )
     return PreparedEngine(runner, spec, model_id or path.stem)

@@ -221,7 +221,16 @@ class IngestService:
     # -- models ------------------------------------------------------------------------------------------
     def _open(self, path: Path, model_id: str) -> Engine:
         cache = self.settings.home / "trt_cache"
-        return load_engine(path, self.settings.provider, model_id, self.settings.intra_op_threads, cache_dir=cache)
+        return load_engine(
+            path,
+            self.settings.provider,
+            model_id,
+            self.settings.intra_op_threads,
+            cache_dir=cache,
+            precision=self.settings.precision,
+            max_batch=self.settings.max_batch,
+            max_side=self.settings.trt_max_side,
+        )
 
     def load_model(self, path: str | Path, model_id: str) -> ServedModel:
         """Hot swap: open ``path`` beside the serving engine, switch between batches, return its info.
@@ -294,6 +303,7 @@ class IngestService:
             authentication="curve" if self._curve is not None else "none",
             streams=streams,
             totals=totals,
+            precision=getattr(engine, "precision", "fp32"),
         )
 
 

@@ -254,3 +254,20 @@ def test_a_graph_without_a_plane_per_estimate_is_refused_at_load(tmp_path: Path,
     onnx.save(model, str(path))
     with pytest.raises(InvalidModel, match=r"output 'denoised' has 1 planes but the spec needs 2 \(1 frames x 2"):
         load_engine(path, "cpu")
+
+
+def test_tensorrt_shape_profile_covers_one_range_and_names_its_cache() -> None:
+    from livedenoise.server.engine.onnx_runtime import ShapeProfile
+
+    profile = ShapeProfile("frames", planes=16, multiple=4, max_batch=8, opt_side=510, max_side=1023)
+    assert profile.options() == {
+        "trt_profile_min_shapes": "frames:1x16x4x4",
+        "trt_profile_opt_shapes": "frames:8x16x512x512",
+        "trt_profile_max_shapes": "frames:8x16x1024x1024",
+    }
+    assert profile.key == "b8-p16-m4-s1024"
+    profile.check((8, 16, 1024, 512))
+    for shape in ((9, 16, 64, 64), (1, 16, 1028, 64)):
+        with pytest.raises(EngineError, match="outside the TensorRT profile") as info:
+            profile.check(shape)
+        assert info.value.code == "model_mismatch"

@@ -1,7 +1,8 @@
 """Camera-rate streaming: engine, torch eager and service throughput, latency and 4 streams, one table (issue 14).
 
 For each method of ``--methods`` (default: the DeepCAD-RT-style 3-D U-Net, the SUPPORT-style wide-window 2-D U-Net
-and the FAST-style light net) and each frame size of ``--sizes``, on ``--provider``, in one run:
+and the FAST-style light net) and each frame size of ``--sizes``, on each provider of ``--providers`` (at
+``--precision``), in one run:
 
 - **engine fps**: the engine alone (``Engine.infer``) on pre-built windows of ``spec.window.input_planes`` frames,
   the best of batch 1 and 4, frames out per second (``spec.window.out_frames`` per window);
@@ -20,10 +21,10 @@ Movies are ``simulate_calcium_movie(frames, size, seed=0, photons=2.0).noisy`` (
 default trained for one short epoch: speed does not depend on how well it is trained. A stream sends ``--frames``
 frames, fewer where the engine would need more than ``--seconds`` for them (the ``frames`` column says how many),
 so that the default run stays near 15 minutes on 2 CPU cores. The table is printed and written as Markdown and CSV
-to ``--out/throughput_<provider>.md`` and ``.csv``. Not part of the test suite.
+to ``--out/throughput_<providers>.md`` and ``.csv``. Not part of the test suite.
 
     python benchmarks/throughput.py [--methods deepcad_rt,support,fast] [--sizes 128,256,512] [--frames 200]
-        [--provider cpu] [--camera-fps FPS] [--threads N] [--seconds 6] [--out benchmarks/results] [--quick]
+        [--providers cpu,openvino] [--precision auto] [--camera-fps FPS] [--threads N] [--seconds 6] [--out benchmarks/results] [--quick]
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from livedenoise.server.engine.base import Engine
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.errors import EngineError
 from livedenoise.server.ingest.service import IngestService
-from livedenoise.server.settings import Provider, ServerSettings
+from livedenoise.server.settings import Precision, Provider, ServerSettings
 
 # torch, the trainer and the movie simulator (scipy) are imported inside the functions that need them: the spawned
 # client processes import this module too, and must stay as light as a camera client.
@@ -73,6 +74,7 @@ DEFAULT_SIZES = (128, 256, 512)
 QUICK_SIZES = (64,)
 QUICK_FRAMES = 48
 BATCHES = (1, 4)
+GPU_PROVIDERS = frozenset({Provider.CUDA, Provider.TENSORRT})
 STREAMS = 4
 MAX_IN_FLIGHT = 128
 CLIENT_TIMEOUT_S = 300.0  # a client waits this long for a reply (a 512² SUPPORT batch takes seconds on 2 cores)
@@ -85,7 +87,8 @@ class Options:
     methods: tuple[str, ...]
     sizes: tuple[int, ...]
     frames: int
-    provider: Provider
+    providers: tuple[Provider, ...]
+    precision: Precision
     camera_fps: float | None
     threads: int
     seconds: float
@@ -113,6 +116,8 @@ class Row:
 
     method: str
     size: int
+    provider: str
+    precision: str
     window: str
     frames: int
     engine_fps: float
@@ -134,6 +139,16 @@ class Row:
     multi_fps: float
     multi_lost: int
     row_s: float
+
+    def summary(self) -> str:
+        """One log line."""
+        return (
+            f"{self.method} {self.size}² {self.provider} {self.precision}: engine {self.engine_fps:.1f} fps "
+            f"(b{self.engine_batch}), torch {self.torch_fps:.1f}, service {self.service_fps:.1f} "
+            f"({self.service_vs_engine:.2f}x), lost {self.lost}; at {self.camera_fps:g} fps p50/p99 "
+            f"{self.latency_ms_p50:.0f}/{self.latency_ms_p99:.0f} ms; 4 streams {self.multi_fps:.1f} fps, lost "
+            f"{self.multi_lost}; {self.frames} frames, {self.row_s:.0f} s"
+        )
 
     @property
     def engine_vs_torch(self) -> float:
@@ -160,6 +175,8 @@ class Row:
 COLUMNS: list[Column] = [
     ("method", "method", "{}"),
     ("size", "size", "{}"),
+    ("provider", "provider", "{}"),
+    ("precision", "precision", "{}"),
     ("window", "window", "{}"),
     ("frames", "frames", "{}"),
     ("engine fps (batch)", "engine_cell", "{}"),
@@ -205,7 +222,10 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--sizes", type=_positive_ints, default=DEFAULT_SIZES, help="frame sizes (square), e.g. 128,256"
     )
     parser.add_argument("--frames", type=int, default=200, help="frames of the movie, the most a stream sends")
-    parser.add_argument("--provider", default=Provider.CPU.value, help=f"one of {[p.value for p in Provider]}")
+    parser.add_argument(
+        "--providers", default=Provider.CPU.value, help=f"comma-separated, from {[p.value for p in Provider]}"
+    )
+    parser.add_argument("--precision", default=Precision.AUTO.value, help=f"one of {[p.value for p in Precision]}")
     parser.add_argument("--camera-fps", type=float, default=None, help="paced rate (default: half the service fps)")
     parser.add_argument("--threads", type=int, default=default_threads(), help="engine and torch threads")
     parser.add_argument("--seconds", type=float, default=6.0, help="a stream's length at the engine's speed, at most")
@@ -222,17 +242,23 @@ def parse_options(argv: list[str] | None = None) -> Options:
             method_info(name)
         except ValueError as exc:
             parser.error(f"--methods: {exc}")
-    try:
-        provider = Provider(args.provider)
-    except ValueError:
-        parser.error(f"--provider {args.provider!r} is unknown; choose one of {[p.value for p in Provider]}")
-    if provider is not Provider.CPU:
-        from livedenoise.server.engine.onnx_runtime import execution_providers
-
+    providers: list[Provider] = []
+    for name in (v.strip() for v in args.providers.split(",") if v.strip()):
         try:
-            execution_providers(provider, None)
+            providers.append(Provider(name))
+        except ValueError:
+            parser.error(f"--providers: {name!r} is unknown; choose from {[p.value for p in Provider]}")
+    if not providers:
+        parser.error("--providers is empty; name at least one")
+    for provider in providers:
+        try:
+            check_provider(provider)
         except EngineError as exc:
-            parser.error(f"--provider {provider.value}: {exc.message}")
+            parser.error(f"--providers {provider.value}: {exc.message}")
+    try:
+        precision = Precision(args.precision)
+    except ValueError:
+        parser.error(f"--precision {args.precision!r} is unknown; choose one of {[p.value for p in Precision]}")
     if args.frames < 2:
         parser.error(f"--frames must be at least 2, got {args.frames}")
     if args.camera_fps is not None and not args.camera_fps > 0:
@@ -251,7 +277,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         methods=methods,
         sizes=sizes,
         frames=frames,
-        provider=provider,
+        providers=tuple(providers),
+        precision=precision,
         camera_fps=args.camera_fps,
         threads=args.threads,
         seconds=args.seconds,
@@ -265,7 +292,7 @@ def train_default(method: str, movie: NDArray[np.uint16], path: Path) -> tuple[n
     """Train ``method`` at its defaults for one short epoch, export it to ``path``: the served torch module and spec."""
     from livedenoise.models.pipeline import train_and_export
 
-    config = TrainConfig(method=method, epochs=1, patches_per_epoch=4, seed=0)  # type: ignore[call-arg]
+    config = TrainConfig(method=method, epochs=1, patches_per_epoch=4, seed=0)
     result, spec = train_and_export(movie, config, path)
     return result.recipe.export_module(result.network).eval(), spec
 
@@ -299,17 +326,31 @@ def engine_rate(engine: Engine, windows: NDArray[np.float32], provider: Provider
     return rates[batch], batch
 
 
-def torch_device(provider: Provider) -> str:
-    """Where torch eager runs: the GPU for a GPU provider (when torch has CUDA), so engine / torch compares like with
-    like."""
+def torch_device(providers: tuple[Provider, ...]) -> str:
+    """Where torch eager runs: the GPU when a GPU provider is measured (and torch has CUDA), so engine / torch
+    compares like with like."""
     import torch
 
-    if provider is Provider.CPU:
+    gpu = [p.value for p in providers if p in GPU_PROVIDERS]
+    if not gpu:
         return "cpu"
     if not torch.cuda.is_available():
-        logger.warning("provider %s but this torch has no CUDA: torch eager runs on the CPU", provider.value)
+        logger.warning("providers %s but this torch has no CUDA: torch eager runs on the CPU", ",".join(gpu))
         return "cpu"
     return "cuda"
+
+
+def check_provider(provider: Provider) -> None:
+    """Raise :class:`EngineError` naming what is missing when ``provider`` cannot run here."""
+    if provider is Provider.OPENVINO:
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            raise EngineError("OpenVINO is not installed (pip install 'livedenoise[openvino]')") from None
+        return
+    from livedenoise.server.engine.onnx_runtime import execution_providers
+
+    execution_providers(provider, None)
 
 
 def torch_rate(module: nn.Module, spec: ModelSpec, windows: NDArray[np.float32], device: str) -> float:
@@ -451,25 +492,50 @@ def camera_rate(service_fps: float) -> float:
     return math.floor(half * scale) / scale
 
 
-def measure_row(method: str, size: int, options: Options, device: str, work: Path) -> Row:
-    """Train, then measure the engine, torch eager (on ``device``) and the service (one stream, paced, 4 streams)."""
+def measure_rows(method: str, size: int, options: Options, device: str, work: Path) -> list[Row]:
+    """Train, measure torch eager (on ``device``) once, then per provider the engine and the service (one stream,
+    paced, 4 streams): one row per provider."""
     from livedenoise.models.synthetic import simulate_calcium_movie
 
     started = time.perf_counter()
     movie = simulate_calcium_movie(frames=options.frames, size=size, seed=0, photons=2.0).noisy
     path = work / f"{method}_{size}.onnx"
     module, spec = train_default(method, movie, path)
-    window = spec.window
+    windows = prebuilt_windows(movie, spec.window.input_planes, max(BATCHES))
+    torch_fps = torch_rate(module, spec, windows, device)
+    del module
+    rows = []
+    for provider in options.providers:
+        rows.append(measure_provider(method, size, provider, options, path, movie, windows, torch_fps, work))
+        logger.info("%s", rows[-1].summary())
+    logger.info("%s %d²: %.0f s", method, size, time.perf_counter() - started)
+    return rows
+
+
+def measure_provider(
+    method: str,
+    size: int,
+    provider: Provider,
+    options: Options,
+    path: Path,
+    movie: NDArray[np.uint16],
+    windows: NDArray[np.float32],
+    torch_fps: float,
+    work: Path,
+) -> Row:
+    """The engine alone, then the service, on ``provider``."""
+    started = time.perf_counter()
     home = work / "home"
-    windows = prebuilt_windows(movie, window.input_planes, max(BATCHES))
-    engine = load_engine(path, options.provider, f"{method}-{size}", options.threads, cache_dir=home / "trt_cache")
+    name = f"{method}-{size}-{provider.value}"
+    engine = load_engine(
+        path, provider, name, options.threads, cache_dir=home / "trt_cache", precision=options.precision
+    )
+    window = engine.spec.window
+    precision = str(getattr(engine, "precision", "fp32"))
     try:
-        engine_fps, batch = engine_rate(engine, windows, options.provider)
+        engine_fps, batch = engine_rate(engine, windows, provider)
     finally:
         engine.close()
-    torch_fps = torch_rate(module, spec, windows, device)
-    del module, windows
-
     frames = stream_length(engine_fps, options, window.out_frames)
     per_stream = whole_blocks(math.ceil(frames / STREAMS), window.out_frames, frames)
     settings = ServerSettings(
@@ -477,11 +543,12 @@ def measure_row(method: str, size: int, options: Options, device: str, work: Pat
         zmq_port=0,
         pub_port=0,
         control_port=0,
-        provider=options.provider,
+        provider=provider,
+        precision=options.precision,
         intra_op_threads=options.threads,
         max_batch=batch,
     )
-    with IngestService(settings, model_path=path, model_id=f"{method}-{size}") as service:
+    with IngestService(settings, model_path=path, model_id=name) as service:
         warm_up(service.zmq_endpoint, movie, min(frames, window.out_frames * batch))
         (single,) = stream_from_processes(service.zmq_endpoint, movie[:frames], 1, None)
         camera = options.camera_fps or camera_rate(single.fps)
@@ -491,6 +558,8 @@ def measure_row(method: str, size: int, options: Options, device: str, work: Pat
     return Row(
         method=method,
         size=size,
+        provider=provider.value,
+        precision=precision,
         window=f"{window.before}+{window.out_frames}+{window.after}",
         frames=frames,
         engine_fps=engine_fps,
@@ -532,7 +601,7 @@ def machine_description(options: Options, device: str) -> str:
     import torch
 
     text = (
-        f"{os.cpu_count()} CPUs ({_cpu_model()}), {options.threads} threads, provider {options.provider.value}, "
+        f"{os.cpu_count()} CPUs ({_cpu_model()}), {options.threads} threads, precision {options.precision.value}, "
         f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__} eager on {device}"
     )
     if device == "cuda":
@@ -548,10 +617,10 @@ def table_text(rows: list[Row], options: Options, machine: str) -> str:
         "rate, beside the frames the window makes a frame wait (the rest of its output block and the look-ahead)."
     )
     text = markdown_table(header, COLUMNS, [row.cells() for row in rows])
-    shortened = [f"{r.method} {r.size}² ({r.frames})" for r in rows if r.frames < options.frames]
+    shortened = [f"{r.method} {r.size}² {r.provider} ({r.frames})" for r in rows if r.frames < options.frames]
     if shortened:
         text += f"\n\nShortened to keep the run short: {', '.join(shortened)}."
-    lossy = [f"{r.method} {r.size}²" for r in rows if r.lost or r.paced_lost or r.multi_lost]
+    lossy = [f"{r.method} {r.size}² {r.provider}" for r in rows if r.lost or r.paced_lost or r.multi_lost]
     if lossy:
         text += f"\n\nFRAMES LOST in lossless mode (must be 0): {', '.join(lossy)}."
     return text
@@ -564,25 +633,18 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(options.threads)
-    device = torch_device(options.provider)
+    device = torch_device(options.providers)
     machine = machine_description(options, device)
     logger.info("%s; methods %s, sizes %s", machine, ",".join(options.methods), ",".join(map(str, options.sizes)))
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="livedenoise-throughput-") as tmp:
         for method in options.methods:
             for size in options.sizes:
-                row = measure_row(method, size, options, device, Path(tmp))
-                rows.append(row)
-                logger.info(
-                    "%s %d²: engine %.1f fps (b%d), torch %.1f, service %.1f (%.2fx), lost %d; at %g fps p50/p99 "
-                    "%.0f/%.0f ms; 4 streams %.1f fps, lost %d; %d frames, %.0f s",
-                    method, size, row.engine_fps, row.engine_batch, row.torch_fps, row.service_fps,
-                    row.service_vs_engine, row.lost, row.camera_fps, row.latency_ms_p50, row.latency_ms_p99,
-                    row.multi_fps, row.multi_lost, row.frames, row.row_s,
-                )  # fmt: skip
+                rows.extend(measure_rows(method, size, options, device, Path(tmp)))
     text = table_text(rows, options, machine)
     print(text)
-    write_table(options.out / f"throughput_{options.provider.value}", text, [r.cells() for r in rows], CSV_FIELDS)
+    stem = "throughput_" + "_".join(p.value for p in options.providers)
+    write_table(options.out / stem, text, [r.cells() for r in rows], CSV_FIELDS)
 
 
 if __name__ == "__main__":

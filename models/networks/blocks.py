@@ -54,14 +54,19 @@ def upsample_nearest2x(x: Tensor) -> Tensor:
     """Nearest upsampling by 2 along every spatial (and, for ``[B, C, T, H, W]``, the temporal) axis.
 
     A 2-D input goes through ``interpolate`` (an ONNX ``Resize`` that ONNX Runtime runs in its blocked layout).
-    A 3-D input is written as a broadcast and a reshape instead: the same values, exported as ``Expand`` +
-    ``Reshape``, which ONNX Runtime's CPU provider runs about 5x faster than its 5-D ``Resize`` (a third of the
-    DeepCAD-RT graph's time at 128², measured in benchmarks/NOTES.md).
+    A 3-D input is upsampled as 2-D planes (``[B, C*T, H, W]``) and then each frame is repeated: the same values,
+    but a 4-D ``Resize`` and a ``Concat`` in the graph instead of a 5-D ``Resize``, which ONNX Runtime's CPU
+    provider runs element by element (a third of the DeepCAD-RT graph's time at 128²). A broadcast-and-reshape
+    form is faster still in ONNX Runtime but 7x slower in OpenVINO; this one is close to the best in both
+    (benchmarks/NOTES.md).
     """
     if x.dim() != 5:
         return F.interpolate(x, scale_factor=2.0, mode="nearest")
     b, c, t, h, w = x.shape
-    return x[:, :, :, None, :, None, :, None].expand(b, c, t, 2, h, 2, w, 2).reshape(b, c, 2 * t, 2 * h, 2 * w)
+    planes = F.interpolate(x.reshape(b, c * t, h, w), scale_factor=2.0, mode="nearest").reshape(
+        b, c, t, 1, 2 * h, 2 * w
+    )
+    return torch.cat([planes, planes], dim=3).reshape(b, c, 2 * t, 2 * h, 2 * w)
 
 
 class NearestUp2x(nn.Module):

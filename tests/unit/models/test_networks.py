@@ -64,15 +64,17 @@ def test_upsample_nearest2x_equals_interpolate(shape: tuple[int, ...]) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_3d_unet_exports_without_resize(tmp_path: Path) -> None:
+def test_3d_unet_exports_without_a_5d_resize(tmp_path: Path) -> None:
     import onnx
 
     net = UNet(3, 1, 1, base=4, levels=3).eval()
     path = tmp_path / "u.onnx"
     with torch.no_grad():
         torch.onnx.export(net, (torch.randn(1, 1, 8, 16, 16),), str(path), dynamo=False, opset_version=17)
-    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
-    assert "Resize" not in ops and "Expand" in ops
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.input]}
+    resized = [ranks[node.input[0]] for node in graph.node if node.op_type == "Resize"]
+    assert resized and set(resized) == {4}, resized
 
 
 @pytest.mark.parametrize(

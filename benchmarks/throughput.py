@@ -5,7 +5,8 @@ and the FAST-style light net) and each frame size of ``--sizes``, on each provid
 ``--precision``), in one run:
 
 - **engine fps**: the engine alone (``Engine.infer``) on pre-built windows of ``spec.window.input_planes`` frames,
-  the best of batch 1 and 4, frames out per second (``spec.window.out_frames`` per window);
+  the best of batch 1 and 4, frames out per second (``spec.window.out_frames`` per window), measured in rounds that
+  take turns with torch eager's and the other providers' (the machine's neighbours slow it in bursts);
 - **torch fps**: the exported module (``recipe.export_module``) in torch eager on the same normalised windows, same
   threads (on the GPU for a GPU provider): the export's gain is engine / torch;
 - **service fps**: the movie streamed unpaced and lossless by a client in a separate (spawned) process over ZeroMQ on
@@ -55,6 +56,7 @@ from livedenoise.clients.windowing import pad_to_multiple
 from livedenoise.models.catalogue import method_info
 from livedenoise.models.config import TrainConfig
 from livedenoise.server.engine.base import Engine
+from livedenoise.server.engine.graph_spec import read_file_spec
 from livedenoise.server.engine.loader import load_engine
 from livedenoise.server.errors import EngineError
 from livedenoise.server.ingest.service import IngestService
@@ -74,6 +76,8 @@ DEFAULT_SIZES = (128, 256, 512)
 QUICK_SIZES = (64,)
 QUICK_FRAMES = 48
 BATCHES = (1, 4)
+ROUNDS = 3  # engine and torch eager take turns this many times (see interleaved_rates)
+ROUND_S = 1.0  # seconds of timing per batch size and round
 GPU_PROVIDERS = frozenset({Provider.CUDA, Provider.TENSORRT})
 STREAMS = 4
 MAX_IN_FLIGHT = 128
@@ -304,26 +308,35 @@ def prebuilt_windows(movie: NDArray[np.uint16], planes: int, count: int) -> NDAr
     return np.stack(windows).astype(np.float32)
 
 
-def batch_rates(run: Callable[[int], object], out_frames: int, warm_every_batch: bool) -> dict[int, float]:
-    """Frames out per second of ``run(batch)`` for each of :data:`BATCHES`.
+def batch_rates(
+    run: Callable[[int], object], out_frames: int, warm_every_batch: bool, *, first: bool = True
+) -> dict[int, float]:
+    """Frames out per second of ``run(batch)`` for each of :data:`BATCHES` (:data:`ROUND_S` seconds each).
 
-    Only the first batch gets an untimed warm-up call unless ``warm_every_batch``: a warm CPU runtime has no
-    first-call cost for a new batch size worth a second slow call (a 512² batch of 4 takes tens of seconds on 2
-    cores), while a TensorRT engine is built per input shape.
+    On the ``first`` round only the first batch gets an untimed warm-up call unless ``warm_every_batch``: a warm
+    CPU runtime has no first-call cost for a new batch size worth a second slow call (a 512² batch of 4 takes tens
+    of seconds on 2 cores), while a TensorRT engine is built per input shape. Later rounds are warm.
     """
     return {
-        b: best_rate(functools.partial(run, b), warm_up=warm_every_batch or i == 0) * b * out_frames
+        b: best_rate(functools.partial(run, b), ROUND_S, warm_up=first and (warm_every_batch or i == 0))
+        * b
+        * out_frames
         for i, b in enumerate(BATCHES)
     }
 
 
-def engine_rate(engine: Engine, windows: NDArray[np.float32], provider: Provider) -> tuple[float, int]:
-    """Frames out per second of ``engine.infer`` at the best of :data:`BATCHES`, and that batch."""
-    rates = batch_rates(
-        lambda b: engine.infer(windows[:b]), engine.spec.window.out_frames, provider is not Provider.CPU
-    )
-    batch = max(rates, key=rates.__getitem__)
-    return rates[batch], batch
+def interleaved_rates(
+    runs: dict[str, tuple[Callable[[int], object], bool]], out_frames: int
+) -> dict[str, tuple[float, int]]:
+    """The best frames/s and batch of each named ``run(batch)`` (with its warm-every-batch flag), measured in
+    :data:`ROUNDS` rounds that take turns: this machine's neighbours slow it down in bursts of seconds, which
+    would otherwise land on one side of a ratio."""
+    best: dict[str, dict[int, float]] = {name: {} for name in runs}
+    for r in range(ROUNDS):
+        for name, (run, warm_every_batch) in runs.items():
+            for batch, rate in batch_rates(run, out_frames, warm_every_batch, first=r == 0).items():
+                best[name][batch] = max(rate, best[name].get(batch, 0.0))
+    return {name: max((rate, b) for b, rate in rates.items()) for name, rates in best.items()}
 
 
 def torch_device(providers: tuple[Provider, ...]) -> str:
@@ -353,9 +366,10 @@ def check_provider(provider: Provider) -> None:
     execution_providers(provider, None)
 
 
-def torch_rate(module: nn.Module, spec: ModelSpec, windows: NDArray[np.float32], device: str) -> float:
-    """Frames out per second of ``module`` in torch eager on ``device``, on the engine's own input (normalised,
-    padded), at the best of :data:`BATCHES`."""
+def torch_runner(
+    module: nn.Module, spec: ModelSpec, windows: NDArray[np.float32], device: str
+) -> Callable[[int], object]:
+    """``run(batch)`` of ``module`` in torch eager on ``device``, on the engine's own input (normalised, padded)."""
     import torch
 
     prepared = pad_to_multiple(spec.normalization.apply(windows), spec.window.spatial_multiple)
@@ -363,13 +377,12 @@ def torch_rate(module: nn.Module, spec: ModelSpec, windows: NDArray[np.float32],
     module = module.to(device)
 
     def run(batch: int) -> None:
-        module(x[:batch])
+        with torch.no_grad():
+            module(x[:batch])
         if device == "cuda":
             torch.cuda.synchronize()
 
-    with torch.no_grad():
-        rates = batch_rates(run, spec.window.out_frames, device != "cpu")
-    return max(rates.values())
+    return run
 
 
 # -- the service, from client processes -----------------------------------------------------------------------
@@ -493,8 +506,8 @@ def camera_rate(service_fps: float) -> float:
 
 
 def measure_rows(method: str, size: int, options: Options, device: str, work: Path) -> list[Row]:
-    """Train, measure torch eager (on ``device``) once, then per provider the engine and the service (one stream,
-    paced, 4 streams): one row per provider."""
+    """Train; measure torch eager (on ``device``) and every provider's engine in interleaved rounds; then per
+    provider the service (one stream, paced, 4 streams): one row per provider."""
     from livedenoise.models.synthetic import simulate_calcium_movie
 
     started = time.perf_counter()
@@ -502,40 +515,58 @@ def measure_rows(method: str, size: int, options: Options, device: str, work: Pa
     path = work / f"{method}_{size}.onnx"
     module, spec = train_default(method, movie, path)
     windows = prebuilt_windows(movie, spec.window.input_planes, max(BATCHES))
-    torch_fps = torch_rate(module, spec, windows, device)
+    engines: dict[Provider, Engine] = {}
+    try:
+        for provider in options.providers:
+            engines[provider] = load_engine(
+                path, provider, f"{method}-{size}-{provider.value}", options.threads,
+                cache_dir=work / "home" / "trt_cache", precision=options.precision,
+            )  # fmt: skip
+        runs: dict[str, tuple[Callable[[int], object], bool]] = {
+            "torch": (torch_runner(module, spec, windows, device), device != "cpu")
+        }
+        for provider, engine in engines.items():
+            runs[provider.value] = (functools.partial(_infer, engine, windows), provider is not Provider.CPU)
+        rates = interleaved_rates(runs, spec.window.out_frames)
+        precisions = {p: str(getattr(e, "precision", "fp32")) for p, e in engines.items()}
+    finally:
+        for engine in engines.values():
+            engine.close()
     del module
     rows = []
     for provider in options.providers:
-        rows.append(measure_provider(method, size, provider, options, path, movie, windows, torch_fps, work))
-        logger.info("%s", rows[-1].summary())
+        row = measure_service(
+            method, size, provider, precisions[provider], options, path, movie, rates[provider.value],
+            rates["torch"][0], work,
+        )  # fmt: skip
+        rows.append(row)
+        logger.info("%s", row.summary())
     logger.info("%s %d²: %.0f s", method, size, time.perf_counter() - started)
     return rows
 
 
-def measure_provider(
+def _infer(engine: Engine, windows: NDArray[np.float32], batch: int) -> object:
+    return engine.infer(windows[:batch])
+
+
+def measure_service(
     method: str,
     size: int,
     provider: Provider,
+    precision: str,
     options: Options,
     path: Path,
     movie: NDArray[np.uint16],
-    windows: NDArray[np.float32],
+    engine: tuple[float, int],
     torch_fps: float,
     work: Path,
 ) -> Row:
-    """The engine alone, then the service, on ``provider``."""
+    """The service on ``provider``, given the engine's measured frames/s and best batch."""
     started = time.perf_counter()
     home = work / "home"
     name = f"{method}-{size}-{provider.value}"
-    engine = load_engine(
-        path, provider, name, options.threads, cache_dir=home / "trt_cache", precision=options.precision
-    )
-    window = engine.spec.window
-    precision = str(getattr(engine, "precision", "fp32"))
-    try:
-        engine_fps, batch = engine_rate(engine, windows, provider)
-    finally:
-        engine.close()
+    engine_fps, batch = engine
+    window = read_file_spec(path).window
     frames = stream_length(engine_fps, options, window.out_frames)
     per_stream = whole_blocks(math.ceil(frames / STREAMS), window.out_frames, frames)
     settings = ServerSettings(

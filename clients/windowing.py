@@ -38,7 +38,7 @@ Lazy spec
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 
 from livedenoise.clients.model_spec import WindowSpec
 
-__all__ = ["reflect_position", "pad_to_multiple", "Block", "SeriesWindow", "denoise_series"]
+__all__ = ["reflect_position", "pad_to_multiple", "Block", "SeriesWindow", "denoise_series", "stack_windows"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,20 +80,43 @@ class Block:
         The window spec the block was formed with.
     positions
         Source position of each window slot (after reflection), ``len == spec.window_length``.
-    window
-        float32 ``[spec.input_planes, H, W]`` raw intensities: the window's frames, then the reference plane
-        when the spec has one.
+    planes
+        The ``spec.input_planes`` frames of the window as received (any pixel dtype; the series' own arrays, never
+        written), then the reference plane when the spec has one. They are gathered into float32 only where the
+        engine runs (:func:`stack_windows`), outside whatever lock formed the block.
     """
 
     start: int
     count: int
     spec: WindowSpec
     positions: tuple[int, ...]
-    window: NDArray[np.float32]
+    planes: tuple[NDArray[Any], ...]
 
     @property
     def stop(self) -> int:
         return self.start + self.count
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(input_planes, H, W)`` of the window."""
+        h, w = self.planes[0].shape
+        return (len(self.planes), int(h), int(w))
+
+    @property
+    def window(self) -> NDArray[np.float32]:
+        """float32 ``[spec.input_planes, H, W]`` raw intensities (a new array)."""
+        window: NDArray[np.float32] = stack_windows([self])[0]
+        return window
+
+
+def stack_windows(blocks: Sequence[Block]) -> NDArray[np.float32]:
+    """The windows of ``blocks`` (all of one shape) as one float32 ``[B, input_planes, H, W]`` array: one pass that
+    casts every plane straight into its place."""
+    out = np.empty((len(blocks), *blocks[0].shape), dtype=np.float32)
+    for i, block in enumerate(blocks):
+        for j, plane in enumerate(block.planes):
+            out[i, j] = plane
+    return out
 
 
 class SeriesWindow:
@@ -209,10 +232,9 @@ class SeriesWindow:
         planes = [self._frame(p) for p in positions]
         if spec.reference == "running_mean":
             planes.append(self._running_mean(max(positions)))
-        window = np.stack(planes).astype(np.float32, copy=False)
         self._next_out = s + count
         self._trim(spec)
-        return Block(start=s, count=count, spec=spec, positions=positions, window=window)
+        return Block(start=s, count=count, spec=spec, positions=positions, planes=tuple(planes))
 
     def drop_oldest(self, spec: WindowSpec, budget: int, reads_after: int | None = None) -> list[range]:
         """Live mode: drop whole blocks at the head while more than ``budget`` frames wait.
@@ -337,9 +359,7 @@ def denoise_series(
             if block is None:
                 break
             blocks.append(block)
-        result = infer(np.stack([b.window for b in blocks]))[
-            :, planes if planes is not None else slice(0, window.out_frames)
-        ]
+        result = infer(stack_windows(blocks))[:, planes if planes is not None else slice(0, window.out_frames)]
         for block, frames in zip(blocks, result):
             out[block.start : block.stop] = frames[: block.count]
         if progress is not None:

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from livedenoise.clients.model_spec import SpecError
 from livedenoise.clients.protocol import ErrorCode, SkipReason, StreamMode
-from livedenoise.clients.windowing import Block
+from livedenoise.clients.windowing import Block, stack_windows
 from livedenoise.server.engine.base import MODEL_MISMATCH, Engine
 from livedenoise.server.errors import EngineError
 from livedenoise.server.ingest.replies import Reply, end_reply, error_reply, frame_reply, skipped_reply
@@ -285,10 +285,10 @@ class InferenceWorker:
         assert engine is not None
         groups: dict[tuple[int, ...], list[_Job]] = {}
         for job in jobs:
-            groups.setdefault(job.block.window.shape, []).append(job)
+            groups.setdefault(job.block.shape, []).append(job)
         for shape, group in groups.items():
             try:
-                output = engine.infer(np.stack([job.block.window for job in group]))
+                output = engine.infer(stack_windows([job.block for job in group]))
             except EngineError as exc:
                 code = ErrorCode.MODEL_MISMATCH if exc.code == MODEL_MISMATCH else ErrorCode.INFERENCE_FAILED
                 logger.warning("engine %s failed on windows %s: %s", engine.model_id, shape, exc.message)

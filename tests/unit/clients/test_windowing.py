@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from livedenoise.clients.model_spec import WindowSpec
-from livedenoise.clients.windowing import SeriesWindow, reflect_position
+from livedenoise.clients.windowing import SeriesWindow, reflect_position, stack_windows
 
 SPECS = [
     WindowSpec(0, 0, 1),
@@ -232,3 +232,23 @@ def test_live_drop_budget_counts_the_future_frames_of_the_series_estimate() -> N
     for p in range(4):
         series.append(frame_of(p))
     assert [list(r) for r in series.drop_oldest(spec, budget=1, reads_after=0)] == [[0], [1], [2]]
+
+
+def test_blocks_hold_the_received_frames_and_are_cast_once_where_the_engine_runs() -> None:
+    spec = WindowSpec(1, 2, 1)
+    series = SeriesWindow()
+    frames = [np.full((3, 4), 250 + i, dtype=np.uint8 if i % 2 else np.uint16) for i in range(6)]
+    for frame in frames:
+        series.append(frame)
+    series.end()
+    blocks = [series.next_block(spec), series.next_block(spec)]
+    assert all(b is not None for b in blocks)
+    first, second = blocks[0], blocks[1]
+    assert first is not None and second is not None
+    # no copy when the block is formed (under the stream table's lock in the server): the series' own arrays
+    assert all(plane is frames[p] for plane, p in zip(first.planes, first.positions))
+    stacked = stack_windows([first, second])
+    assert stacked.dtype == np.float32 and stacked.shape == (2, 4, 3, 4)
+    expected = [[250.0 + p for p in block.positions] for block in (first, second)]
+    assert stacked[:, :, 0, 0].tolist() == expected
+    np.testing.assert_array_equal(first.window, stacked[0])

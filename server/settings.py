@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 
@@ -98,6 +99,19 @@ class ServerSettings(BaseSettings):
         16 * 1024**3, gt=0, description="address space of a CPU training job (RLIMIT_AS; not applied to GPU jobs)"
     )
     job_nice: int = Field(10, ge=0, le=19, description="training jobs run at this niceness, behind ingest")
+    job_threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads of a training job; 0: every core but the engine's (intra_op_threads, or one core "
+        "when that is 0), at least one, so training beside live ingest does not take the engine's cores",
+    )
+
+    def training_threads(self) -> int:
+        """The CPU threads a training job gets (see ``job_threads``)."""
+        if self.job_threads:
+            return self.job_threads
+        cores = os.cpu_count() or 1
+        return max(1, cores - (self.intra_op_threads or 1))
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> ServerSettings:

@@ -15,6 +15,7 @@ class JobLimits:
 
     nice: int = 10
     max_memory_bytes: int | None = None  # RLIMIT_AS; None where it would break the device (CUDA maps huge ranges)
+    threads: int | None = None  # CPU threads of torch/OpenMP in the job (None: the runtime's default, every core)
 
 
 @dataclass(frozen=True)

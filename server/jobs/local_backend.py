@@ -67,6 +67,11 @@ class LocalBackend:
         # A training job never needs the API's credentials: it reports through files, not the API.
         env = {k: v for k, v in os.environ.items() if k != "LIVEDENOISE_API_TOKEN"}
         env["PYTHONUNBUFFERED"] = "1"
+        if launch.limits.threads is not None:
+            # Fewer threads than cores leave the engine its own; passive waiting stops idle OpenMP threads from
+            # spinning on the cores ingest needs.
+            threads = str(launch.limits.threads)
+            env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OMP_WAIT_POLICY="PASSIVE")
         with (job_dir / "worker.out").open("ab") as out:
             # A new session keeps a terminal's Ctrl-C away from the trainer: the manager stops it explicitly.
             proc = subprocess.Popen(

@@ -451,7 +451,9 @@ class JobManager:
         gpu_here = Path("/dev/nvidia0").exists()
         on_gpu = any(str(d).startswith("cuda") or (d in (None, "auto") and gpu_here) for d in (devices or [None]))
         return JobLimits(
-            nice=self.settings.job_nice, max_memory_bytes=None if on_gpu else self.settings.job_max_memory_bytes
+            nice=self.settings.job_nice,
+            max_memory_bytes=None if on_gpu else self.settings.job_max_memory_bytes,
+            threads=self.settings.training_threads(),
         )
 
     def _enforce_deadlines(self) -> None:

@@ -24,7 +24,7 @@ frames, fewer where the engine would need more than ``--seconds`` for them (the 
 so that the default run stays near 15 minutes on 2 CPU cores. The table is printed and written as Markdown and CSV
 to ``--out/throughput_<providers>.md`` and ``.csv``. Not part of the test suite.
 
-    python benchmarks/throughput.py [--methods deepcad_rt,support,fast] [--sizes 128,256,512] [--frames 200]
+    python benchmarks/throughput.py [--methods deepcad_rt,support,fast] [--sizes 128,256,512] [--frames 600]
         [--providers cpu,openvino] [--precision auto] [--camera-fps FPS] [--threads N] [--seconds 6] [--out benchmarks/results] [--quick]
 """
 
@@ -78,6 +78,7 @@ QUICK_FRAMES = 48
 BATCHES = (1, 4)
 ROUNDS = 3  # engine and torch eager take turns this many times (see interleaved_rates)
 ROUND_S = 1.0  # seconds of timing per batch size and round
+MAX_BATCH_PIXELS = 4 * 16 * 256 * 256  # input pixels of one engine call, at most (see batches_for)
 GPU_PROVIDERS = frozenset({Provider.CUDA, Provider.TENSORRT})
 STREAMS = 4
 MAX_IN_FLIGHT = 128
@@ -225,7 +226,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--sizes", type=_positive_ints, default=DEFAULT_SIZES, help="frame sizes (square), e.g. 128,256"
     )
-    parser.add_argument("--frames", type=int, default=200, help="frames of the movie, the most a stream sends")
+    parser.add_argument("--frames", type=int, default=600, help="frames of the movie, the most a stream sends")
     parser.add_argument(
         "--providers", default=Provider.CPU.value, help=f"comma-separated, from {[p.value for p in Provider]}"
     )
@@ -308,10 +309,21 @@ def prebuilt_windows(movie: NDArray[np.uint16], planes: int, count: int) -> NDAr
     return np.stack(windows).astype(np.float32)
 
 
+def batches_for(planes: int, size: int) -> tuple[int, ...]:
+    """The :data:`BATCHES` whose input stays within :data:`MAX_BATCH_PIXELS`: a 3-D U-Net's activations at 512² and
+    batch 4 outgrow a 24 GiB machine in torch eager (the run was killed for memory)."""
+    return tuple(b for b in BATCHES if b == 1 or b * planes * size * size <= MAX_BATCH_PIXELS)
+
+
 def batch_rates(
-    run: Callable[[int], object], out_frames: int, warm_every_batch: bool, *, first: bool = True
+    run: Callable[[int], object],
+    out_frames: int,
+    warm_every_batch: bool,
+    *,
+    first: bool = True,
+    batches: tuple[int, ...] = BATCHES,
 ) -> dict[int, float]:
-    """Frames out per second of ``run(batch)`` for each of :data:`BATCHES` (:data:`ROUND_S` seconds each).
+    """Frames out per second of ``run(batch)`` for each of ``batches`` (:data:`ROUND_S` seconds each).
 
     On the ``first`` round only the first batch gets an untimed warm-up call unless ``warm_every_batch``: a warm
     CPU runtime has no first-call cost for a new batch size worth a second slow call (a 512² batch of 4 takes tens
@@ -321,12 +333,12 @@ def batch_rates(
         b: best_rate(functools.partial(run, b), ROUND_S, warm_up=first and (warm_every_batch or i == 0))
         * b
         * out_frames
-        for i, b in enumerate(BATCHES)
+        for i, b in enumerate(batches)
     }
 
 
 def interleaved_rates(
-    runs: dict[str, tuple[Callable[[int], object], bool]], out_frames: int
+    runs: dict[str, tuple[Callable[[int], object], bool]], out_frames: int, batches: tuple[int, ...] = BATCHES
 ) -> dict[str, tuple[float, int]]:
     """The best frames/s and batch of each named ``run(batch)`` (with its warm-every-batch flag), measured in
     :data:`ROUNDS` rounds that take turns: this machine's neighbours slow it down in bursts of seconds, which
@@ -334,7 +346,8 @@ def interleaved_rates(
     best: dict[str, dict[int, float]] = {name: {} for name in runs}
     for r in range(ROUNDS):
         for name, (run, warm_every_batch) in runs.items():
-            for batch, rate in batch_rates(run, out_frames, warm_every_batch, first=r == 0).items():
+            rates = batch_rates(run, out_frames, warm_every_batch, first=r == 0, batches=batches)
+            for batch, rate in rates.items():
                 best[name][batch] = max(rate, best[name].get(batch, 0.0))
     return {name: max((rate, b) for b, rate in rates.items()) for name, rates in best.items()}
 
@@ -527,7 +540,7 @@ def measure_rows(method: str, size: int, options: Options, device: str, work: Pa
         }
         for provider, engine in engines.items():
             runs[provider.value] = (functools.partial(_infer, engine, windows), provider is not Provider.CPU)
-        rates = interleaved_rates(runs, spec.window.out_frames)
+        rates = interleaved_rates(runs, spec.window.out_frames, batches_for(spec.window.input_planes, size))
         precisions = {p: str(getattr(e, "precision", "fp32")) for p, e in engines.items()}
     finally:
         for engine in engines.values():

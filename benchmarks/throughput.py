@@ -5,8 +5,9 @@ and the FAST-style light net) and each frame size of ``--sizes``, on each provid
 ``--precision``), in one run:
 
 - **engine fps**: the engine alone (``Engine.infer``) on pre-built windows of ``spec.window.input_planes`` frames,
-  the best of batch 1 and 4, frames out per second (``spec.window.out_frames`` per window), measured in rounds that
-  take turns with torch eager's and the other providers' (the machine's neighbours slow it in bursts);
+  the best of batch 1 and 4, frames out per second (``spec.window.out_frames`` per window) over seconds of
+  back-to-back calls, as a stream sees it (not the best single call: turbo and AMX clocks drop under sustained
+  load), in rounds that take turns with torch eager's and the other providers' (neighbours slow it in bursts);
 - **torch fps**: the exported module (``recipe.export_module``) in torch eager on the same normalised windows, same
   threads (on the GPU for a GPU provider): the export's gain is engine / torch;
 - **service fps**: the movie streamed unpaced and lossless by a client in a separate (spawned) process over ZeroMQ on
@@ -21,8 +22,9 @@ and the FAST-style light net) and each frame size of ``--sizes``, on each provid
 Movies are ``simulate_calcium_movie(frames, size, seed=0, photons=2.0).noisy`` (uint16). Each model is its method's
 default trained for one short epoch: speed does not depend on how well it is trained. A stream sends ``--frames``
 frames, fewer where the engine would need more than ``--seconds`` for them (the ``frames`` column says how many),
-so that the default run stays near 15 minutes on 2 CPU cores. The table is printed and written as Markdown and CSV
-to ``--out/throughput_<providers>.md`` and ``.csv``. Not part of the test suite.
+so that a run of both CPU providers takes about 40 minutes on 2 cores (``--sizes 128``: about 8). The table is
+printed and written as Markdown and CSV to ``--out/throughput_<providers>.md`` and ``.csv``. Not part of the test
+suite.
 
     python benchmarks/throughput.py [--methods deepcad_rt,support,fast] [--sizes 128,256,512] [--frames 600]
         [--providers cpu,openvino] [--precision auto] [--camera-fps FPS] [--threads N] [--seconds 6] [--out benchmarks/results] [--quick]
@@ -47,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from _shared import Column, best_rate, markdown_table, write_table
+from _shared import Column, markdown_table, sustained_rate, write_table
 from numpy.typing import NDArray
 
 from livedenoise.clients.model_spec import ModelSpec
@@ -77,7 +79,7 @@ QUICK_SIZES = (64,)
 QUICK_FRAMES = 48
 BATCHES = (1, 4)
 ROUNDS = 3  # engine and torch eager take turns this many times (see interleaved_rates)
-ROUND_S = 1.0  # seconds of timing per batch size and round
+ROUND_S = 2.0  # seconds of back-to-back calls per batch size and round
 MAX_BATCH_PIXELS = 4 * 16 * 256 * 256  # input pixels of one engine call, at most (see batches_for)
 GPU_PROVIDERS = frozenset({Provider.CUDA, Provider.TENSORRT})
 STREAMS = 4
@@ -330,7 +332,7 @@ def batch_rates(
     of seconds on 2 cores), while a TensorRT engine is built per input shape. Later rounds are warm.
     """
     return {
-        b: best_rate(functools.partial(run, b), ROUND_S, warm_up=first and (warm_every_batch or i == 0))
+        b: sustained_rate(functools.partial(run, b), ROUND_S, warm_up=first and (warm_every_batch or i == 0))
         * b
         * out_frames
         for i, b in enumerate(batches)

@@ -1,8 +1,8 @@
 """OpenVINO backend for Intel CPUs (the ``openvino`` provider, optional extra ``livedenoise[openvino]``).
 
 OpenVINO reads the exported ONNX file directly and runs it with oneDNN kernels: on the 2-core Xeon this project
-is measured on it runs the DeepCAD-RT-style 3-D U-Net about 2.5x faster than ONNX Runtime in fp32, and far
-faster again in bf16 where the CPU has AMX (``benchmarks/NOTES.md``). Precision ``auto`` lets OpenVINO pick
+is measured on it runs the DeepCAD-RT-style 3-D U-Net several times faster than ONNX Runtime, 6x in bf16 where the
+CPU has AMX (``benchmarks/NOTES.md``, the README's streaming table). Precision ``auto`` lets OpenVINO pick
 (bf16 on CPUs with native bf16, fp32 elsewhere); ``fp32`` keeps every operation in fp32 (the same output as ONNX
 Runtime to ~1e-6).
 """

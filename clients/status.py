@@ -16,6 +16,7 @@ __all__ = [
     "WindowInfo",
     "ServedModel",
     "Endpoints",
+    "LatencyHistogram",
     "StreamStatus",
     "Totals",
     "IngestStatus",
@@ -83,6 +84,30 @@ class Endpoints:
 
 
 @dataclass(frozen=True)
+class LatencyHistogram:
+    """Every frame latency since the stream appeared, counted in fixed buckets (ms): ``counts[i]`` frames took at
+    most ``bounds_ms[i]`` and more than the bound before; the last count is above the last bound."""
+
+    bounds_ms: list[float]
+    counts: list[int]
+    sum_ms: float
+    count: int
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any], where: str) -> LatencyHistogram:
+        bounds = [float(b) for b in _get(obj, "bounds_ms", list, where)]
+        counts = [int(c) for c in _get(obj, "counts", list, where)]
+        if len(counts) != len(bounds) + 1 or bounds != sorted(bounds):
+            raise StatusError(f"status field '{where}' needs increasing bounds_ms and one more count than bounds")
+        return cls(
+            bounds_ms=bounds,
+            counts=counts,
+            sum_ms=float(_get(obj, "sum_ms", (int, float), where)),
+            count=int(_get(obj, "count", int, where)),
+        )
+
+
+@dataclass(frozen=True)
 class StreamStatus:
     """One stream (camera): its latest series, counters, rates and latency quantiles (ms; None before data)."""
 
@@ -102,10 +127,13 @@ class StreamStatus:
     fps_out: float
     latency_ms_p50: float | None
     latency_ms_p99: float | None
+    #: Absent from servers before it was reported.
+    latency_histogram: LatencyHistogram | None = None
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any], stream: str = "") -> StreamStatus:
         where = f"streams.{stream}"
+        histogram = _get(obj, "latency_histogram", dict, where, None)
         return cls(
             series=_get(obj, "series", str, where, None),
             mode=_get(obj, "mode", str, where, None),
@@ -117,6 +145,9 @@ class StreamStatus:
             fps_out=float(_get(obj, "fps_out", (int, float), where)),
             latency_ms_p50=_optional_float(obj, "latency_ms_p50", where),
             latency_ms_p99=_optional_float(obj, "latency_ms_p99", where),
+            latency_histogram=(
+                None if histogram is None else LatencyHistogram.from_dict(histogram, f"{where}.latency_histogram")
+            ),
         )
 
 

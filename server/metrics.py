@@ -10,7 +10,9 @@ from collections import Counter, deque
 
 import numpy as np
 
-__all__ = ["Counters", "RateMeter", "LatencyRing"]
+from livedenoise.clients.status import LatencyHistogram
+
+__all__ = ["Counters", "RateMeter", "LatencyRing", "LatencyBuckets", "LATENCY_BOUNDS_MS"]
 
 
 class Counters:
@@ -101,3 +103,34 @@ class LatencyRing:
 
     def snapshot(self) -> dict[str, float | None]:
         return {"p50": self.percentile(50), "p99": self.percentile(99)}
+
+
+#: Bucket bounds (ms) of the latency histogram: a camera frame period (1-100 ms) up to the seconds a wide window
+#: waits for its look-ahead at a slow frame rate.
+LATENCY_BOUNDS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0)
+
+
+class LatencyBuckets:
+    """Every latency since creation counted in fixed buckets: what a Prometheus histogram needs (the ring above
+    only holds the recent ones)."""
+
+    def __init__(self, bounds_ms: tuple[float, ...] = LATENCY_BOUNDS_MS) -> None:
+        if list(bounds_ms) != sorted(set(bounds_ms)):
+            raise ValueError(f"bucket bounds must increase strictly, got {bounds_ms}")
+        self.bounds_ms = bounds_ms
+        self._bounds = np.asarray(bounds_ms)
+        self._counts = [0] * (len(bounds_ms) + 1)
+        self._sum = 0.0
+
+    def add(self, value_ms: float) -> None:
+        # searchsorted 'left': a value equal to a bound falls in that bound's bucket (Prometheus' `le`).
+        self._counts[int(np.searchsorted(self._bounds, value_ms, side="left"))] += 1
+        self._sum += value_ms
+
+    def snapshot(self) -> LatencyHistogram:
+        return LatencyHistogram(
+            bounds_ms=list(self.bounds_ms),
+            counts=list(self._counts),
+            sum_ms=round(self._sum, 3),
+            count=sum(self._counts),
+        )

@@ -1,23 +1,30 @@
-"""Prometheus text exposition (format 0.0.4) rendered from the typed ingest status and the control plane's state.
+"""Prometheus exposition of the typed ingest status and the control plane's state, through ``prometheus-client``.
 
-No client library: the status already holds every number, so this is a pure function from the status to text. Per-stream counters become ``*_total`` counters labelled ``stream``; rates and latency quantiles
-are gauges; ``livedenoise_ingest_up`` says whether the ingest process answered at all.
+The status already holds every number, so a custom collector turns one status snapshot into metric families and
+the library writes the text format. Per-stream counters are ``*_total`` counters labelled ``stream``; rates and
+recent latency quantiles are gauges; ``frame_latency_seconds`` is a histogram of every frame's latency since
+the stream appeared; ``livedenoise_ingest_up`` says whether the ingest process answered at all.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from livedenoise.clients.status import IngestStatus
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from livedenoise.clients.status import IngestStatus, LatencyHistogram
 
 __all__ = ["render_metrics", "CONTENT_TYPE"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Text format 0.0.4: what every Prometheus server and scraper reads.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 _PREFIX = "livedenoise_"
 
-# (status key in a stream's dict, metric name, help)
+# (status attribute of a stream, metric name, help)
 _STREAM_COUNTERS = (
     ("frames_in", "frames_in_total", "Frames accepted from clients."),
     ("frames_out", "frames_out_total", "Denoised frames replied."),
@@ -32,10 +39,6 @@ _STREAM_GAUGES = (
 )
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
@@ -44,28 +47,91 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _format(value: float) -> str:
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+class _Families:
+    """Metric families by name, created on first use, each sample added only when its value is a finite number."""
 
-
-class _Writer:
     def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._declared: set[str] = set()
+        self._families: dict[str, Metric] = {}
 
-    def sample(self, name: str, kind: str, help_text: str, value: Any, labels: Mapping[str, str] | None = None) -> None:
+    def add(
+        self, kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, help_text: str, value: Any,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
         number = _number(value)
         if number is None:
             return
+        labels = labels or {}
         full = _PREFIX + name
-        if full not in self._declared:
-            self._declared.add(full)
-            self.lines.append(f"# HELP {full} {help_text}")
-            self.lines.append(f"# TYPE {full} {kind}")
-        label_text = ""
-        if labels:
-            label_text = "{" + ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items()) + "}"
-        self.lines.append(f"{full}{label_text} {_format(number)}")
+        family = self._families.get(full)
+        if family is None:
+            family = self._families[full] = kind(full, help_text, labels=list(labels))
+        family.add_metric(list(labels.values()), number)  # type: ignore[attr-defined]
+
+    def histogram(self, name: str, help_text: str, stream: str, histogram: LatencyHistogram) -> None:
+        full = _PREFIX + name
+        family = self._families.get(full)
+        if family is None:
+            family = self._families[full] = HistogramMetricFamily(full, help_text, labels=["stream"])
+        # Cumulative counts per upper bound, in seconds (Prometheus' base unit), +Inf last.
+        buckets: list[tuple[str, float]] = []
+        total = 0
+        for bound_ms, count in zip([*histogram.bounds_ms, math.inf], histogram.counts):
+            total += count
+            buckets.append(("+Inf" if math.isinf(bound_ms) else repr(bound_ms / 1000.0), float(total)))
+        assert isinstance(family, HistogramMetricFamily)
+        family.add_metric([stream], buckets, sum_value=histogram.sum_ms / 1000.0)
+
+    def __iter__(self) -> Iterator[Metric]:
+        return iter(self._families.values())
+
+
+class _StatusCollector(Collector):
+    def __init__(self, families: _Families) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def _collect(status: IngestStatus | None, jobs: Mapping[str, int] | None, models_registered: int | None) -> _Families:
+    f = _Families()
+    gauge, counter = GaugeMetricFamily, CounterMetricFamily
+    f.add(gauge, "ingest_up", "1 if the ingest process answered its control channel.", 1 if status is not None else 0)
+    if status is not None:
+        f.add(gauge, "model_loaded", "1 if the ingest process serves a model.", 1 if status.model else 0)
+        if status.model is not None:
+            info = {"model_id": status.model.id, "provider": status.provider}
+            f.add(gauge, "model_info", "The served model and execution provider (value is always 1).", 1, info)
+        streams = sorted(status.streams.items())
+        for attribute, name, help_text in _STREAM_COUNTERS:
+            for stream_id, stream in streams:
+                f.add(counter, name, help_text, getattr(stream, attribute), {"stream": stream_id})
+        for attribute, name, help_text in _STREAM_GAUGES:
+            for stream_id, stream in streams:
+                f.add(gauge, name, help_text, getattr(stream, attribute), {"stream": stream_id})
+        for stream_id, stream in streams:
+            for value, quantile in ((stream.latency_ms_p50, "0.5"), (stream.latency_ms_p99, "0.99")):
+                labels = {"stream": stream_id, "quantile": quantile}
+                f.add(gauge, "latency_ms", "Frame latency in ms (arrival to reply), recent quantiles.", value, labels)
+        for stream_id, stream in streams:
+            if stream.latency_histogram is not None:
+                help_text = "Frame latency (arrival to reply) of every frame replied since the stream appeared."
+                f.histogram("frame_latency_seconds", help_text, stream_id, stream.latency_histogram)
+        f.add(gauge, "streams", "Streams the ingest process currently tracks.", len(streams))
+        for code, count in sorted(status.totals.rejected_by_code.items()):
+            help_text = "Messages rejected, by error code (all streams)."
+            f.add(counter, "rejected_total", help_text, count, {"code": code})
+        for thread, alive in sorted(status.threads.items()):
+            f.add(gauge, "ingest_thread_up", "1 while the ingest thread runs.", alive, {"thread": thread})
+        help_text = "Bytes of frames and unread replies the ingest process holds."
+        f.add(gauge, "buffered_bytes", help_text, status.totals.buffered_bytes)
+        help_text = "Replies that could not be delivered to their peer."
+        f.add(counter, "undeliverable_total", help_text, status.totals.undeliverable)
+    for state, count in sorted((jobs or {}).items()):
+        f.add(gauge, "jobs", "Training jobs by state.", count, {"state": state})
+    if models_registered is not None:
+        f.add(gauge, "models_registered", "Models in the registry.", models_registered)
+    return f
 
 
 def render_metrics(
@@ -74,7 +140,7 @@ def render_metrics(
     jobs: Mapping[str, int] | None = None,
     models_registered: int | None = None,
 ) -> str:
-    """Render the metrics page.
+    """Render the metrics page (text format 0.0.4).
 
     Parameters
     ----------
@@ -85,49 +151,7 @@ def render_metrics(
     models_registered
         Number of models in the registry.
     """
-    w = _Writer()
-    w.sample(
-        "ingest_up", "gauge", "1 if the ingest process answered its control channel.", 1 if status is not None else 0
-    )
-    if status is not None:
-        w.sample("model_loaded", "gauge", "1 if the ingest process serves a model.", 1 if status.model else 0)
-        if status.model is not None:
-            info = {"model_id": status.model.id, "provider": status.provider}
-            w.sample("model_info", "gauge", "The served model and execution provider (value is always 1).", 1, info)
-        streams = sorted(status.streams.items())
-        for source_key, name, help_text in _STREAM_COUNTERS:
-            for stream_id, stream in streams:
-                w.sample(name, "counter", help_text, getattr(stream, source_key), {"stream": stream_id})
-        for source_key, name, help_text in _STREAM_GAUGES:
-            for stream_id, stream in streams:
-                w.sample(name, "gauge", help_text, getattr(stream, source_key), {"stream": stream_id})
-        for stream_id, stream in streams:
-            for value, quantile in ((stream.latency_ms_p50, "0.5"), (stream.latency_ms_p99, "0.99")):
-                labels = {"stream": stream_id, "quantile": quantile}
-                w.sample(
-                    "latency_ms", "gauge", "Frame latency in ms (arrival to reply), recent quantiles.", value, labels
-                )
-        w.sample("streams", "gauge", "Streams the ingest process currently tracks.", len(streams))
-        for code, count in sorted(status.totals.rejected_by_code.items()):
-            w.sample(
-                "rejected_total", "counter", "Messages rejected, by error code (all streams).", count, {"code": code}
-            )
-        for thread, alive in sorted(status.threads.items()):
-            w.sample("ingest_thread_up", "gauge", "1 while the ingest thread runs.", alive, {"thread": thread})
-        w.sample(
-            "buffered_bytes",
-            "gauge",
-            "Bytes of frames and unread replies the ingest process holds.",
-            status.totals.buffered_bytes,
-        )
-        w.sample(
-            "undeliverable_total",
-            "counter",
-            "Replies that could not be delivered to their peer.",
-            status.totals.undeliverable,
-        )
-    for state, count in sorted((jobs or {}).items()):
-        w.sample("jobs", "gauge", "Training jobs by state.", count, {"state": state})
-    if models_registered is not None:
-        w.sample("models_registered", "gauge", "Models in the registry.", models_registered)
-    return "\n".join(w.lines) + "\n"
+    # A registry per scrape: the families describe one snapshot, nothing is kept between scrapes.
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_StatusCollector(_collect(status, jobs, models_registered)))
+    return generate_latest(registry).decode("utf-8")

@@ -28,7 +28,7 @@ from livedenoise.clients.protocol import EndReason, ErrorCode, Header, StreamMod
 from livedenoise.clients.status import StreamStatus, Totals
 from livedenoise.clients.windowing import SeriesWindow
 from livedenoise.server.errors import FrameRejected
-from livedenoise.server.metrics import Counters, LatencyRing, RateMeter
+from livedenoise.server.metrics import Counters, LatencyBuckets, LatencyRing, RateMeter
 from livedenoise.server.settings import ServerSettings
 
 __all__ = ["PendingFrame", "SeriesState", "StreamState", "StreamTable"]
@@ -94,6 +94,7 @@ class StreamState:
         self.fps_in = RateMeter()
         self.fps_out = RateMeter()
         self.latency = LatencyRing()
+        self.latency_buckets = LatencyBuckets()
         self.last_seen = time.monotonic()
 
     @property
@@ -127,6 +128,7 @@ class StreamState:
             fps_out=round(self.fps_out.rate(), 3),
             latency_ms_p50=latency["p50"],
             latency_ms_p99=latency["p99"],
+            latency_histogram=self.latency_buckets.snapshot(),
         )
 
 

@@ -345,6 +345,7 @@ class InferenceWorker:
                 state.fps_out.tick(len(latencies))
                 for value in latencies:
                     state.latency.add(value)
+                    state.latency_buckets.add(value)
             errors = len(job.frames) - len(latencies)
             if errors:
                 state.counters.inc("errors", errors)

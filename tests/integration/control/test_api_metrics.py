@@ -1,29 +1,22 @@
-"""/metrics is Prometheus text that tracks the real ingest counters."""
+"""/metrics is Prometheus text that tracks the real ingest counters, read back with Prometheus' own parser."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from livedenoise.clients.control import ControlClient
 from livedenoise.clients.stream import StreamClient
 from livedenoise.server.ingest.service import IngestService
 
-LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{[^}]*\})? (?P<value>\S+)$")
-
 
 def parse(text: str) -> dict[str, float]:
+    """``name{labels in name order}`` → value, for every sample of every family."""
     samples: dict[str, float] = {}
-    typed: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            typed.add(line.split()[2])
-        elif not line.startswith("# HELP "):
-            match = LINE.match(line)
-            assert match, f"not a Prometheus sample line: {line!r}"
-            assert match.group("name") in typed
-            samples[line.rsplit(" ", 1)[0]] = float(match.group("value"))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
     return samples
 
 
@@ -44,7 +37,11 @@ def test_metrics_follow_the_stream(client: ControlClient, model_file, ingest: In
     assert after['livedenoise_frames_in_total{stream="cam-metrics"}'] == 5
     assert after['livedenoise_frames_out_total{stream="cam-metrics"}'] == 5
     assert after['livedenoise_frames_skipped_total{stream="cam-metrics"}'] == 0
-    assert after['livedenoise_latency_ms{stream="cam-metrics",quantile="0.99"}'] > 0
+    assert after['livedenoise_latency_ms{quantile="0.99",stream="cam-metrics"}'] > 0
+    # Every replied frame is in the histogram, once.
+    assert after['livedenoise_frame_latency_seconds_count{stream="cam-metrics"}'] == 5
+    assert after['livedenoise_frame_latency_seconds_bucket{le="+Inf",stream="cam-metrics"}'] == 5
+    assert after['livedenoise_frame_latency_seconds_sum{stream="cam-metrics"}'] > 0
     assert after["livedenoise_model_loaded"] == 1
     assert after[f'livedenoise_model_info{{model_id="{model.id}",provider="cpu"}}'] == 1
     assert after["livedenoise_models_registered"] == 1

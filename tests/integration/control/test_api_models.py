@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from livedenoise.clients.control import ControlClient, ControlError
 from livedenoise.clients.stream import StreamClient
@@ -120,7 +121,8 @@ def test_status_when_ingest_does_not_answer_is_503(start_server, ingest: IngestS
         with pytest.raises(ControlError) as info:
             control.status()
         assert (info.value.status, info.value.code) == (503, "ingest_unavailable")
-        assert "livedenoise_ingest_up 0" in control.metrics().splitlines()
+        up = next(f for f in text_string_to_metric_families(control.metrics()) if f.name == "livedenoise_ingest_up")
+        assert [s.value for s in up.samples] == [0]
 
 
 def test_hot_swap_through_the_api_while_a_stream_runs(client: ControlClient, model_file, ingest: IngestService) -> None:

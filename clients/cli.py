@@ -17,6 +17,7 @@ from typing import Any
 
 from livedenoise.clients import __version__
 from livedenoise.clients.log_setup import configure_logging
+from livedenoise.clients.movie_io import MOVIE_SUFFIXES
 from livedenoise.clients.protocol import StreamMode
 
 __all__ = ["main", "build_parser"]
@@ -252,6 +253,7 @@ PRECISIONS = ["auto", "fp32"]
 PROVIDER_HELP = "engine: cpu (ONNX Runtime), cuda, tensorrt, or openvino (Intel CPUs, extra `openvino`)"
 PRECISION_HELP = "auto: the provider's fast precision (TensorRT fp16, OpenVINO bf16 where the CPU has it); fp32: exact"
 
+MOVIE_HELP = f"{', '.join(MOVIE_SUFFIXES)}: [T, Y, X], 8/16-bit, other integer or float pixels"
 ESTIMATE_HELP = (
     "which of the model's estimates to serve, for a model that offers several (FAST: final, the default, or "
     "causal, 0 frames of latency); see the model's spec"
@@ -393,6 +395,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _method_names() -> list[str] | None:
+    """The registered methods, for ``choices``; None on the client-only install (no pydantic for the catalogue),
+    where the commands that train are unavailable anyway."""
+    try:
+        catalogue = importlib.import_module("livedenoise.models.catalogue")
+    except ImportError:
+        return None
+    return list(catalogue.list_methods())
+
+
+_METHODS_LIST = ", ".join(_method_names() or ["see `livedenoise methods`"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livedenoise", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"livedenoise {__version__}")
@@ -400,16 +415,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("simulate", help="write a synthetic calcium movie with ground truth")
-    p.add_argument("out_dir")
-    p.add_argument("--frames", type=int, default=600)
+    p.add_argument("out_dir", help="folder to write noisy.tif, clean.tif and params.json into")
+    p.add_argument("--frames", type=int, default=600, help="number of frames (default 600)")
     p.add_argument("--size", type=_parse_size, default=128, help="N or HxW")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same movie")
     p.add_argument("--photons", type=float, default=2.0, help="mean photons per pixel")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("train", help="train a self-supervised model on a movie and export ONNX")
-    p.add_argument("movie", help=".tif/.tiff/.npy, [T, Y, X]")
-    p.add_argument("--method", default="deepcad_rt", help="a registered method (livedenoise methods)")
+    p.add_argument("movie", help=f"movie to train on ({MOVIE_HELP})")
+    p.add_argument(
+        "--method",
+        default="deepcad_rt",
+        choices=_method_names(),
+        metavar="METHOD",
+        help=f"the method to train (default %(default)s): {_METHODS_LIST}",
+    )
     p.add_argument("--out", required=True, help="ONNX file to write")
     p.add_argument(
         "--time-budget",
@@ -421,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patches-per-epoch", dest="patches_per_epoch", type=int, help="patches between validations")
     p.add_argument("--patch-t", dest="patch_t", type=int, help="frames per stack (3-D methods)")
     p.add_argument("--patch", "--patch-xy", dest="patch_xy", type=int, help="training crop in pixels")
-    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument(
+        "--batch-size", dest="batch_size", type=int, help="patches per optimiser step (default: the method's)"
+    )
     p.add_argument("--lr", type=float, help="learning rate (default: the method's)")
     p.add_argument("--loss", choices=["l1", "l2", "l1_l2"], help="training loss, for methods that offer a choice")
     p.add_argument(
@@ -438,16 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="any field of the method's config, e.g. --param bs_size=3 (repeatable)",
     )
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, help="random seed of initialisation and sampling (default 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto: cuda when usable)")
     p.add_argument("--checkpoint", help="checkpoint folder (default: OUT with the suffix .ckpt)")
     p.add_argument("--no-checkpoint", dest="no_checkpoint", action="store_true", help="write only the ONNX file")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="train several methods on a movie and write a report to pick one")
-    p.add_argument("movie", help=".tif/.tiff/.npy, [T, Y, X]")
+    p.add_argument("movie", help=f"movie to compare the methods on ({MOVIE_HELP})")
     p.add_argument("--methods", help="comma-separated methods (default: every method; those the movie does not suit"
-                   " are listed as skipped)")  # fmt: skip
+                   f" are listed as skipped): {_METHODS_LIST}")  # fmt: skip
     p.add_argument(
         "--time-budget",
         dest="time_budget_s",
@@ -476,9 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("denoise", help="denoise a movie offline with the serving engine")
-    p.add_argument("movie")
-    p.add_argument("--model", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("movie", help=f"movie to denoise ({MOVIE_HELP})")
+    p.add_argument("--model", required=True, help="ONNX model written by `livedenoise train`")
+    p.add_argument("--out", required=True, help="denoised movie to write (float32; the suffix picks the format)")
     p.add_argument("--provider", default="cpu", choices=PROVIDERS, help=PROVIDER_HELP)
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--batch", type=int, default=4, help="windows per engine call")
@@ -487,10 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the ingest process and the control plane")
     p.add_argument("--model", help="ONNX model to register and load at start")
-    p.add_argument("--zmq-port", dest="zmq_port", type=int)
-    p.add_argument("--pub-port", dest="pub_port", type=int)
-    p.add_argument("--http-port", dest="http_port", type=int)
-    p.add_argument("--control-port", dest="control_port", type=int)
+    p.add_argument(
+        "--zmq-port", dest="zmq_port", type=int, help="frames port, ROUTER (default 5555; 0 = any free port)"
+    )
+    p.add_argument("--pub-port", dest="pub_port", type=int, help="preview port, PUB (default 5556; 0 = any free port)")
+    p.add_argument("--http-port", dest="http_port", type=int, help="control plane, REST (default 8000)")
+    p.add_argument(
+        "--control-port", dest="control_port", type=int, help="the ingest process' control channel, loopback only"
+    )
     p.add_argument("--bind", help="address to bind (default 127.0.0.1; others need LIVEDENOISE_API_TOKEN)")
     p.add_argument("--home", help="state directory (default LIVEDENOISE_HOME or the per-user data dir)")
     p.add_argument("--provider", choices=PROVIDERS, help=PROVIDER_HELP)
@@ -498,12 +525,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("stream", help="stream a movie to a server and collect the denoised frames")
-    p.add_argument("movie")
-    p.add_argument("--to", default="tcp://127.0.0.1:5555")
+    p.add_argument("movie", help=f"movie to stream frame by frame ({MOVIE_HELP})")
+    p.add_argument("--to", default="tcp://127.0.0.1:5555", help="the server's frames port (default %(default)s)")
     p.add_argument("--out", help="write the denoised movie here")
     p.add_argument("--fps", type=float, help="pace like a camera (default: as fast as the server takes)")
-    p.add_argument("--stream", default="cam0")
-    p.add_argument("--mode", choices=[m.value for m in StreamMode])
+    p.add_argument("--stream", default="cam0", help="stream (camera) name on the server (default %(default)s)")
+    p.add_argument(
+        "--mode",
+        choices=[m.value for m in StreamMode],
+        help="lossless: every frame denoised, the client waits when the server is behind; live: the server skips "
+        "frames to keep latency bounded and says which (default: the server's)",
+    )
     p.add_argument("--estimate", help=ESTIMATE_HELP)
     p.add_argument("--server-key", dest="server_key", help="the server's public CURVE key file (.key), if it has one")
     p.add_argument("--client-key", dest="client_key", help="your CURVE key pair (.key_secret), allowed by the server")
@@ -518,15 +550,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulate, train, serve and stream end to end on this machine")
     p.add_argument("--out", default="livedenoise-demo", help="output folder")
-    p.add_argument("--frames", type=int, default=None)
-    p.add_argument("--size", type=_parse_size, default=None)
-    p.add_argument("--photons", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, default=None, help="frames of the simulated movie (default 600)")
+    p.add_argument("--size", type=_parse_size, default=None, help="frame size, N or HxW (default 128)")
+    p.add_argument("--photons", type=float, default=None, help="mean photons per pixel (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the movie and the training")
     p.add_argument("--fps", type=float, default=None, help="camera frame rate for the stream")
     p.add_argument("--epochs", type=int, help="training epochs (default: the demo's fixed schedule)")
-    p.add_argument("--patches-per-epoch", dest="patches_per_epoch", type=int)
-    p.add_argument("--patch-t", dest="patch_t", type=int)
-    p.add_argument("--patch", "--patch-xy", dest="patch_xy", type=int)
+    p.add_argument("--patches-per-epoch", dest="patches_per_epoch", type=int, help="patches between validations")
+    p.add_argument("--patch-t", dest="patch_t", type=int, help="frames per training stack")
+    p.add_argument("--patch", "--patch-xy", dest="patch_xy", type=int, help="training crop in pixels")
     p.set_defaults(func=cmd_demo)
     return parser
 

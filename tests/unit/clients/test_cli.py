@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from livedenoise.clients.cli import build_parser
+from livedenoise.clients.cli import build_parser, main
 
 
 def _cli_without(module: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -117,3 +119,36 @@ def test_keys_create_writes_a_pair_and_stream_needs_both_key_files(tmp_path, cap
     np.save(movie, np.zeros((3, 8, 8), np.uint16))
     assert main(["stream", str(movie), "--server-key", str(tmp_path / "rig1.key")]) == 2
     assert "--client-key" in capsys.readouterr().err
+
+
+def _every_action(parser: argparse.ArgumentParser, path: str = "livedenoise") -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _every_action(sub, f"{path} {name}")
+        else:
+            yield path, action
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    missing = [
+        f"{command} {'/'.join(action.option_strings) or action.dest}"
+        for command, action in _every_action(build_parser())
+        if not action.help or action.help == argparse.SUPPRESS
+    ]
+    assert not missing, f"options without a help text: {missing}"
+
+
+def test_options_with_a_fixed_set_of_values_list_them() -> None:
+    actions = {(command, action.dest): action for command, action in _every_action(build_parser())}
+    assert actions[("livedenoise train", "method")].choices is not None
+    assert "deepcad_rt" in (actions[("livedenoise train", "method")].help or "")
+    for command, dest in [("livedenoise stream", "mode"), ("livedenoise denoise", "provider"),
+                          ("livedenoise serve", "provider"), ("livedenoise train", "device")]:  # fmt: skip
+        assert actions[(command, dest)].choices, f"{command} --{dest} lists no choices"
+
+
+def test_an_unknown_method_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "movie.tif", "--method", "nope", "--out", "m.onnx"])
+    assert "invalid choice: 'nope'" in capsys.readouterr().err

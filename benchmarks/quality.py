@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from livedenoise.clients.movie_io import read_movie
+from livedenoise.clients.movie_io import MOVIE_SUFFIXES, read_movie
 from livedenoise.models import metrics
 from livedenoise.models.catalogue import list_methods
 from livedenoise.models.config import TrainConfig
@@ -230,7 +230,9 @@ def main() -> None:
     parser.add_argument("--real-budget-scale", type=float, default=0.25, help="budget scale on the real recordings")
     parser.add_argument("--full", action="store_true", help="4x budgets and longer movies (GPU machines)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--real-dir", type=Path, default=REAL_DIR)
+    parser.add_argument(
+        "--real-dir", type=Path, default=REAL_DIR, help="recordings to score (TIFF, OME-Zarr, .npy; no ground truth)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     if args.full:
@@ -246,7 +248,8 @@ def main() -> None:
         rows += run_simulated(name, movie, methods, work, args)
         print(markdown(rows), flush=True)
     if "real" in movies:
-        for path in sorted(args.real_dir.glob("*.tif")):
+        real = (p for p in args.real_dir.iterdir() if p.name.lower().endswith(MOVIE_SUFFIXES))
+        for path in sorted(real):
             rows += run_real(path, methods, work, args)
     table = markdown(rows)
     print(table)

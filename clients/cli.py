@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 from livedenoise.clients import __version__
 from livedenoise.clients.log_setup import configure_logging
 from livedenoise.clients.movie_io import MOVIE_SUFFIXES
+from livedenoise.clients.ome_zarr import is_ome_zarr_path
+from livedenoise.clients.physical_scale import read_physical_scale
 from livedenoise.clients.protocol import StreamMode
 
 __all__ = ["main", "build_parser"]
@@ -38,6 +41,7 @@ _EXTRA_OF = {
     "pydantic_settings": "server",
     "tifffile": "server",
     "multipart": "server",
+    "zarr": "zarr",
 }
 
 
@@ -278,7 +282,14 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     bar.close()
-    write_movie(args.out, denoised)
+    scale = read_physical_scale(args.movie)
+    write_movie(
+        args.out,
+        denoised,
+        pixel_size_um=scale.pixel_size_um,
+        frame_interval_s=scale.frame_interval_s,
+        attributes={"livedenoise": {"source": str(args.movie), "model": str(args.model), "method": engine.spec.method}},
+    )
     print(f"wrote {args.out} {tuple(denoised.shape)} float32")
     return 0
 
@@ -322,19 +333,46 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     curve = _client_keys(args)
     movie = read_movie(args.movie)
+    series = f"{args.stream}-{uuid.uuid4().hex[:12]}"
+    # An OME-Zarr --out grows frame by frame as replies arrive: a crash loses only the frames in flight.
+    sink = _zarr_sink(args, movie, series) if args.out and is_ome_zarr_path(args.out) else None
     bar = ProgressBar("stream")
     client = StreamClient(args.to, stream=args.stream, curve=curve)
     try:
         meta = {"estimate": args.estimate} if args.estimate else None
-        result = client.denoise(movie, fps=args.fps, mode=args.mode, meta=meta, progress=bar.update)
+        result = client.denoise(
+            movie, series=series, fps=args.fps, mode=args.mode, meta=meta, on_reply=sink, progress=bar.update
+        )
     finally:
         client.close()
+        if sink is not None:
+            sink.writer.close()
     bar.close()
-    if args.out:
-        write_movie(args.out, result.frames)
+    if args.out and sink is None:
+        scale = read_physical_scale(args.movie)
+        write_movie(args.out, result.frames, pixel_size_um=scale.pixel_size_um, frame_interval_s=scale.frame_interval_s)
     summary = result.summary()
     print(json.dumps(summary))
     return 0 if summary.get("frames_out") == summary.get("frames_in") else 1
+
+
+def _zarr_sink(args: argparse.Namespace, movie: Any, series: str) -> Any:
+    """The OME-Zarr writer (behind a reply sink) that ``stream --out X.zarr`` appends to."""
+    from livedenoise.clients.ome_zarr import OmeZarrMovieWriter
+    from livedenoise.clients.reply_sink import ZarrReplySink
+
+    scale = read_physical_scale(args.movie)
+    metadata = {"source": str(args.movie), "stream": args.stream, "series": series}
+    writer = OmeZarrMovieWriter(
+        args.out,
+        shape_yx=(int(movie.shape[1]), int(movie.shape[2])),
+        dtype="float32",
+        pixel_size_um=scale.pixel_size_um,
+        frame_interval_s=scale.frame_interval_s,
+        attributes={"livedenoise": metadata},
+        overwrite=True,
+    )
+    return ZarrReplySink(writer, series, metadata)
 
 
 def _client_keys(args: argparse.Namespace) -> Any:
@@ -501,7 +539,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("denoise", help="denoise a movie offline with the serving engine")
     p.add_argument("movie", help=f"movie to denoise ({MOVIE_HELP})")
     p.add_argument("--model", required=True, help="ONNX model written by `livedenoise train`")
-    p.add_argument("--out", required=True, help="denoised movie to write (float32; the suffix picks the format)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="denoised movie to write (float32; the suffix picks the format: .tif/.ome.tif, .ome.zarr, .npy)",
+    )
     p.add_argument("--provider", default="cpu", choices=PROVIDERS, help=PROVIDER_HELP)
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--batch", type=int, default=4, help="windows per engine call")
@@ -527,7 +569,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stream", help="stream a movie to a server and collect the denoised frames")
     p.add_argument("movie", help=f"movie to stream frame by frame ({MOVIE_HELP})")
     p.add_argument("--to", default="tcp://127.0.0.1:5555", help="the server's frames port (default %(default)s)")
-    p.add_argument("--out", help="write the denoised movie here")
+    p.add_argument(
+        "--out",
+        help="write the denoised movie here (.ome.zarr: appended frame by frame as replies arrive; "
+        ".tif/.npy: written at the end)",
+    )
     p.add_argument("--fps", type=float, help="pace like a camera (default: as fast as the server takes)")
     p.add_argument("--stream", default="cam0", help="stream (camera) name on the server (default %(default)s)")
     p.add_argument(
@@ -571,8 +617,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except MissingExtra:
         raise
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        # Bad user input (a corrupt movie, a wrong option value): one clear line, no traceback.
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as exc:
+        # Bad user input (a corrupt movie, a wrong option value, a format whose extra is missing): one clear
+        # line, no traceback.
         print(f"livedenoise {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
-"""Read and write movies as ``[T, Y, X]`` arrays: TIFF (plain or OME) and ``.npy``.
+"""Read and write movies as ``[T, Y, X]`` arrays: TIFF (plain or OME), OME-Zarr and ``.npy``.
 
-``tifffile`` is imported lazily so the light client install (numpy, pyzmq, httpx) can still stream
-``.npy`` movies; it comes with the ``server`` and ``train`` extras.
+``tifffile`` and ``zarr`` are imported lazily so the light client install (numpy, pyzmq, httpx) can still
+stream ``.npy`` movies; ``tifffile`` comes with the ``server`` and ``train`` extras, ``zarr`` with ``zarr``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ __all__ = ["MOVIE_SUFFIXES", "read_movie", "write_movie"]
 
 logger = logging.getLogger(__name__)
 
-MOVIE_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".npy")
+MOVIE_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".npy", ".zarr", ".ome.zarr", ".zarr.zip")
 # Axis letters tifffile uses for colour samples and channels: these are never time.
 _CHANNEL_AXES = frozenset("SC")
 
@@ -44,6 +44,8 @@ def _kind(path: Path) -> str:
         return "tiff"
     if name.endswith(".npy"):
         return "npy"
+    if name.endswith((".zarr", ".zarr.zip")):
+        return "zarr"
     raise ValueError(f"{path}: unknown movie file type {path.suffix!r}; expected one of {', '.join(MOVIE_SUFFIXES)}")
 
 
@@ -162,8 +164,9 @@ def read_movie(path: str | os.PathLike[str]) -> NDArray[Any]:
     Parameters
     ----------
     path
-        A ``.tif``/``.tiff`` (including OME-TIFF) or ``.npy`` file. 8-bit, 16-bit, other integer and
-        float pixels are accepted. A single 2-D frame becomes ``T = 1``; singleton extra dimensions are
+        A ``.tif``/``.tiff`` (including OME-TIFF) or ``.npy`` file, or an OME-Zarr store (``.zarr``/``.ome.zarr``
+        folder, NGFF 0.4 or 0.5, or a zipped ``.zarr.zip``). 8-bit, 16-bit, other integer and float pixels are
+        accepted. A single 2-D frame becomes ``T = 1``; singleton extra dimensions are
         squeezed.
 
     Returns
@@ -179,10 +182,14 @@ def read_movie(path: str | os.PathLike[str]) -> NDArray[Any]:
         Unknown extension, a corrupt or truncated file, or a shape that is not a single-channel time
         series (the message names the file and the shape).
     ImportError
-        A TIFF was given and ``tifffile`` is not installed.
+        A TIFF was given and ``tifffile`` is not installed, or an OME-Zarr store and ``zarr`` is not.
     """
     path = Path(path)
     kind = _kind(path)
+    if kind == "zarr":
+        from livedenoise.clients.ome_zarr import read_ome_zarr
+
+        return read_ome_zarr(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such movie file")
     if kind == "tiff":
@@ -194,20 +201,44 @@ def read_movie(path: str | os.PathLike[str]) -> NDArray[Any]:
     return movie
 
 
-def write_movie(path: str | os.PathLike[str], movie: NDArray[Any], *, ome: bool = True) -> Path:
-    """Write a ``[T, Y, X]`` movie (or one ``[Y, X]`` frame) to ``.tif``/``.ome.tif`` or ``.npy``.
+def _ome_tiff_scale(pixel_size_um: tuple[float, float] | None, frame_interval_s: float | None) -> dict[str, Any]:
+    """OME-XML ``Pixels`` attributes (tifffile's metadata keys) for the sizes that are known."""
+    scale: dict[str, Any] = {}
+    if pixel_size_um is not None:
+        y, x = (float(s) for s in pixel_size_um)
+        scale.update(PhysicalSizeY=y, PhysicalSizeYUnit="µm", PhysicalSizeX=x, PhysicalSizeXUnit="µm")
+    if frame_interval_s is not None:
+        scale.update(TimeIncrement=float(frame_interval_s), TimeIncrementUnit="s")
+    return scale
+
+
+def write_movie(
+    path: str | os.PathLike[str],
+    movie: NDArray[Any],
+    *,
+    ome: bool = True,
+    pixel_size_um: tuple[float, float] | None = None,
+    frame_interval_s: float | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a ``[T, Y, X]`` movie (or one ``[Y, X]`` frame) to ``.tif``/``.ome.tif``, ``.ome.zarr`` or ``.npy``.
 
     The file is written beside its destination and renamed into place, so a reader never sees half a file.
 
     Parameters
     ----------
     path
-        Destination; the extension picks the format.
+        Destination; the extension picks the format (``.zarr``/``.ome.zarr``: OME-Zarr 0.5, a folder).
     movie
         ``[T, Y, X]`` or ``[Y, X]`` integer or float array.
     ome
         TIFF only: write OME-TIFF (OME-XML with axes ``TYX``, read by Fiji/Bio-Formats and every TIFF reader).
         ``ome=False`` writes a plain TIFF with the axes in tifffile's own metadata. No compression either way.
+    pixel_size_um, frame_interval_s
+        ``(y, x)`` pixel size in micrometres and seconds between frames, where known: stored in the OME
+        metadata (OME-TIFF and OME-Zarr; a plain TIFF and ``.npy`` have no place for them).
+    attributes
+        OME-Zarr only: livedenoise's own JSON metadata beside ``ome`` (e.g. the model and method).
 
     Returns
     -------
@@ -223,6 +254,14 @@ def write_movie(path: str | os.PathLike[str], movie: NDArray[Any], *, ome: bool 
         raise ValueError(f"movie for {path} has shape {data.shape}; expected [T, Y, X] or [Y, X]")
     if data.dtype.kind not in "uif":
         raise ValueError(f"movie for {path} has pixel type {data.dtype}; expected an integer or float array")
+    if kind == "zarr":
+        if path.name.lower().endswith(".zip"):
+            raise ValueError(f"{path}: zipped OME-Zarr is read only; write a .ome.zarr folder (and zip it after)")
+        from livedenoise.clients.ome_zarr import write_ome_zarr
+
+        return write_ome_zarr(
+            path, data, pixel_size_um=pixel_size_um, frame_interval_s=frame_interval_s, attributes=attributes
+        )
     tmp = path.with_name(f".{path.name}.partial")
     try:
         if kind == "npy":
@@ -236,7 +275,7 @@ def write_movie(path: str | os.PathLike[str], movie: NDArray[Any], *, ome: bool 
                 ome=ome,
                 photometric="minisblack",
                 compression=None,
-                metadata={"axes": "TYX"},
+                metadata={"axes": "TYX", **(_ome_tiff_scale(pixel_size_um, frame_interval_s) if ome else {})},
             )
         os.replace(tmp, path)
     finally:

@@ -20,7 +20,7 @@ COPY models ./models
 
 # CPU torch first, from the PyTorch CPU index (build time only): an unpinned torch from PyPI pulls CUDA.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}" \
- && pip install ".[server,train,openvino]" \
+ && pip install ".[server,train,openvino,zarr]" \
  && python -c "import torch; assert torch.version.cuda is None, torch.version.cuda" \
  && rm -rf /src
 

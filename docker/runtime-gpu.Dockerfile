@@ -33,7 +33,7 @@ COPY models ./models
 
 # `.[server]` brings the CPU `onnxruntime`; it must never sit beside `onnxruntime-gpu` (both own the
 # `onnxruntime` module), so it is removed before the GPU build goes in, in the same layer.
-RUN pip install ".[server]" \
+RUN pip install ".[server,zarr]" \
  && pip uninstall -y onnxruntime \
  && pip install "onnxruntime-gpu==${ORT_GPU_VERSION}" "tensorrt-cu12==${TENSORRT_VERSION}" \
  && python -c "import onnxruntime as ort; p = ort.get_available_providers(); assert 'CUDAExecutionProvider' in p and 'TensorrtExecutionProvider' in p, p" \

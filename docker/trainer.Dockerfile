@@ -18,7 +18,7 @@ COPY models ./models
 
 # The base image's CUDA torch already satisfies the `train` extra, so pip keeps it (no CPU torch download).
 RUN python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
- && pip install ".[train]" \
+ && pip install ".[train,zarr]" \
  && python -c "import torch, livedenoise.models; assert torch.version.cuda, 'the CUDA torch was replaced'" \
  && rm -rf /src
 

@@ -147,8 +147,10 @@ def test_runtime_image_is_torch_free_and_gpu_onnxruntime_only():
     assert "onnxruntime" not in names, "the CPU onnxruntime is installed explicitly"
     assert {"onnxruntime-gpu", "tensorrt-cu12"} <= set(names) or {"onnxruntime-gpu", "tensorrt"} <= set(names), names
     project = [r for r in _installed(ins) if r.strip("'\"").startswith(".")]
-    assert project and all(re.fullmatch(r"""["']?\.\[server\]["']?""", r) for r in project), (
-        f"the runtime installs the project with the server extra only (train/gpu extras pull torch): {project}"
+    # Beside `server`, only torch-free extras (file formats).
+    assert project and all(re.fullmatch(r"""["']?\.\[server(,zarr)?\]["']?""", r) for r in project), (
+        f"the runtime installs the project with the server extra and torch-free ones only (train/gpu extras pull "
+        f"torch): {project}"
     )
     # `.[server]` pulls the CPU onnxruntime: the same RUN must remove it before onnxruntime-gpu goes in.
     for run in _pip_commands(ins):
@@ -166,7 +168,7 @@ def test_trainer_image_uses_the_base_cuda_torch():
     ins = _instructions(DOCKER / "trainer.Dockerfile")
     assert _base_image(ins).startswith("pytorch/pytorch:") and "cuda" in _base_image(ins)
     reqs = _installed(ins)
-    assert [r for r in reqs if r.strip("'\"").startswith(".")] == [".[train]"]
+    assert [r for r in reqs if r.strip("'\"").startswith(".")] == [".[train,zarr]"]
     assert not [r for r in reqs if _requirement_name(r).startswith("torch")], "torch comes from the base image"
 
 
@@ -182,7 +184,7 @@ def test_cpu_image_takes_torch_from_the_cpu_index():
     assert torch_installs, "the CPU image installs torch explicitly"
     for cmd in torch_installs:
         assert "https://download.pytorch.org/whl/cpu" in cmd, f"torch must come from the CPU index: {cmd}"
-    assert [r for r in _installed(ins) if r.strip("'\"").startswith(".")] == [".[server,train,openvino]"]
+    assert [r for r in _installed(ins) if r.strip("'\"").startswith(".")] == [".[server,train,openvino,zarr]"]
     assert _env(ins).get("LIVEDENOISE_PROVIDER") == "cpu"
 
 

@@ -17,11 +17,32 @@ from typing import IO, Any
 from livedenoise.server.errors import InvalidRequest
 from livedenoise.server.spool import spooled
 
-__all__ = ["DataRecord", "TrainingData", "MOVIE_SUFFIXES"]
+__all__ = ["DataRecord", "TrainingData", "MOVIE_SUFFIXES", "movie_suffix"]
 
 logger = logging.getLogger(__name__)
 
-MOVIE_SUFFIXES = (".npy", ".tif", ".tiff")
+MOVIE_SUFFIXES = (".npy", ".tif", ".tiff", ".zarr", ".zarr.zip")
+# An OME-Zarr movie is a folder; zipped (one file) it can be uploaded too.
+_FOLDER_SUFFIXES = (".zarr",)
+_UPLOAD_SUFFIXES = (".npy", ".tif", ".tiff", ".zarr.zip")
+
+
+def movie_suffix(name: str, allowed: tuple[str, ...] = MOVIE_SUFFIXES) -> str | None:
+    """The movie suffix ``name`` ends with (the longest that matches, case-insensitive), or ``None``."""
+    lower = name.lower()
+    return next((s for s in sorted(allowed, key=len, reverse=True) if lower.endswith(s)), None)
+
+
+def _escapes(folder: Path, root: Path) -> Path | None:
+    """The first entry under ``folder`` that is a symlink leading outside ``root`` (a store must not)."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in (*dirnames, *filenames):
+            entry = Path(dirpath) / name
+            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+                return entry
+    return None
+
+
 _UPLOAD_ID = re.compile(r"^d-[0-9a-f]{12}$")
 
 
@@ -71,9 +92,17 @@ class TrainingData:
             )
         if not resolved.exists():
             raise InvalidRequest(f"data {value!r} does not exist under the data root {str(root)!r}")
+        suffix = movie_suffix(resolved.name)
+        if suffix in _FOLDER_SUFFIXES:
+            if not resolved.is_dir():
+                raise InvalidRequest(f"data {value!r} is not a folder; an OME-Zarr movie is a .zarr folder")
+            escape = _escapes(resolved, root)
+            if escape is not None:
+                raise InvalidRequest(f"data {value!r} holds a symlink leading outside the data root: {escape.name!r}")
+            return resolved
         if not resolved.is_file():
             raise InvalidRequest(f"data {value!r} is not a file")
-        if resolved.suffix.lower() not in MOVIE_SUFFIXES:
+        if suffix is None:
             raise InvalidRequest(
                 f"data {value!r} has suffix {resolved.suffix!r}; expected one of {list(MOVIE_SUFFIXES)}"
             )
@@ -81,9 +110,12 @@ class TrainingData:
 
     def store_upload(self, stream: IO[bytes], filename: str) -> DataRecord:
         """Store an uploaded movie under ``uploads/`` by content id; a duplicate returns the same id."""
-        suffix = Path(filename or "").suffix.lower()
-        if suffix not in MOVIE_SUFFIXES:
-            raise InvalidRequest(f"uploaded file {filename!r} must end in one of {list(MOVIE_SUFFIXES)}")
+        suffix = movie_suffix(Path(filename or "").name, _UPLOAD_SUFFIXES)
+        if suffix is None:
+            raise InvalidRequest(
+                f"uploaded file {filename!r} must end in one of {list(_UPLOAD_SUFFIXES)} "
+                "(zip an OME-Zarr folder to upload it)"
+            )
         self.uploads.mkdir(parents=True, exist_ok=True)
         with spooled(stream, self.uploads, suffix=suffix, max_bytes=self.max_bytes) as upload:
             if upload.size == 0:

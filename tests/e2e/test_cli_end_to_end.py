@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from livedenoise.clients.control import ControlClient, ControlError
-from livedenoise.clients.movie_io import read_movie
+from livedenoise.clients.movie_io import read_movie, write_movie
+from livedenoise.clients.physical_scale import read_physical_scale
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +72,17 @@ def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path, fre
     )
     offline = read_movie(tmp_path / "offline.tif")
     assert offline.shape == (48, 37, 45) and offline.dtype == np.float32
+    # The same movie as OME-Zarr in, OME-Zarr out: same pixels, and the scale and the model carried over.
+    noisy_zarr = write_movie(
+        tmp_path / "noisy.ome.zarr", read_movie(trained / "noisy.tif"), pixel_size_um=(0.8, 0.8), frame_interval_s=0.05
+    )
+    _run(
+        "denoise", str(noisy_zarr), "--model", str(trained / "model.onnx"), "--out", str(tmp_path / "offline.ome.zarr")
+    )
+    np.testing.assert_array_equal(read_movie(tmp_path / "offline.ome.zarr"), offline)
+    assert read_physical_scale(tmp_path / "offline.ome.zarr") == read_physical_scale(noisy_zarr)
+    zattrs = json.loads((tmp_path / "offline.ome.zarr" / "zarr.json").read_text())["attributes"]["livedenoise"]
+    assert zattrs["method"] == "deepcad_rt" and zattrs["source"] == str(noisy_zarr)
 
     ports = {name: free_port() for name in ("zmq", "pub", "http", "control")}
     server = subprocess.Popen(
@@ -103,6 +115,13 @@ def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path, fre
 
             stream_status = control.status().streams["e2e"]
             assert stream_status.frames_in == stream_status.frames_out == 48
+
+            # --out .ome.zarr grows frame by frame from the replies.
+            streamed = _run(
+                "stream", str(noisy_zarr), "--to", f"tcp://127.0.0.1:{ports['zmq']}",
+                "--out", str(tmp_path / "streamed.ome.zarr"), "--stream", "e2e-zarr",
+            )  # fmt: skip
+            assert json.loads(streamed.stdout.strip().splitlines()[-1])["frames_out"] == 48
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -118,6 +137,10 @@ def test_served_stream_equals_offline_denoise(trained: Path, tmp_path: Path, fre
     streamed_movie = read_movie(tmp_path / "streamed.tif")
     # Same engine, same windows: the served frames are the offline frames.
     np.testing.assert_allclose(streamed_movie, offline, rtol=1e-5, atol=1e-4 * float(np.abs(offline).max()))
+    np.testing.assert_array_equal(read_movie(tmp_path / "streamed.ome.zarr"), streamed_movie)
+    assert read_physical_scale(tmp_path / "streamed.ome.zarr").pixel_size_um == (0.8, 0.8)
+    zattrs = json.loads((tmp_path / "streamed.ome.zarr" / "zarr.json").read_text())["attributes"]["livedenoise"]
+    assert zattrs["stream"] == "e2e-zarr" and zattrs["model_id"] == status.model.id
 
 
 def test_bad_movie_gives_one_clear_line(tmp_path: Path) -> None:

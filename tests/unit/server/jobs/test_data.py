@@ -86,3 +86,23 @@ def test_upload_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UploadTooLarge, match="limit of 10 bytes"):
         data.store_upload(io.BytesIO(b"x" * 11), "movie.npy")
     assert list((tmp_path / "root" / "uploads").iterdir()) == []
+
+
+def test_an_ome_zarr_folder_is_a_movie_and_may_not_lead_outside(data: TrainingData, tmp_path: Path) -> None:
+    store = data.root / "sub" / "cam.ome.zarr"
+    (store / "0").mkdir(parents=True)
+    (store / "zarr.json").write_text("{}")
+    assert data.resolve("sub/cam.ome.zarr") == store.resolve()
+    (data.root / "flat.zarr").write_text("not a folder")
+    with pytest.raises(InvalidRequest, match="not a folder"):
+        data.resolve("flat.zarr")
+    os.symlink(tmp_path / "outside.npy", store / "0" / "c")
+    with pytest.raises(InvalidRequest, match="symlink leading outside the data root: 'c'"):
+        data.resolve("sub/cam.ome.zarr")
+
+
+def test_a_zipped_ome_zarr_upload_keeps_its_double_suffix(data: TrainingData) -> None:
+    record = data.store_upload(io.BytesIO(b"PK\x03\x04 zipped store"), "cam.ome.zarr.zip")
+    assert record.path.endswith(".zarr.zip") and data.resolve(record.id).name.endswith(".zarr.zip")
+    with pytest.raises(InvalidRequest, match="zip an OME-Zarr folder"):
+        data.store_upload(io.BytesIO(b"x"), "cam.zip")

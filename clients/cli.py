@@ -430,6 +430,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_export_bmz(args: argparse.Namespace) -> int:
+    import getpass
+
+    bmz = _require("export-bmz", "livedenoise.models.bmz", "onnxruntime", "onnx", "tifffile")
+    from livedenoise.clients.movie_io import read_movie
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        user = "unknown"
+    authors = tuple(args.authors or [user])
+    options = bmz.PackageOptions(
+        name=args.name, description=args.description, authors=authors, license=args.license, tags=tuple(args.tags or [])
+    )
+    result = bmz.export_package(
+        Path(args.model), Path(args.out), read_movie(args.movie), movie_name=str(args.movie), options=options
+    )
+    print(result.summary())
+    if not args.authors:
+        print(f"authors: {authors[0]} (your user name; name the model's authors with --author before publishing)")
+    return 0
+
+
+def cmd_import_bmz(args: argparse.Namespace) -> int:
+    if args.load and not args.url:
+        raise ValueError("--load needs --url (the server to upload the model to)")
+    bmz = _require("import-bmz", "livedenoise.models.bmz", "onnxruntime", "onnx")
+    result = bmz.import_package(Path(args.package), Path(args.out))
+    print(result.summary())
+    if args.url:
+        from livedenoise.clients.control import ControlClient, ControlError
+
+        try:
+            with ControlClient(args.url, token=args.token) as control:
+                model = control.upload_model(result.path, name=args.name)
+                print(f"uploaded to {args.url}: model {model.id}")
+                if args.load:
+                    control.load_model(model.id)
+                    print(f"loaded {model.id}: the server now serves it")
+        except ControlError as exc:
+            raise SystemExit(
+                f"livedenoise import-bmz: {result.path} was written, but the upload failed: {exc}"
+            ) from None
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -606,6 +652,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-t", dest="patch_t", type=int, help="frames per training stack")
     p.add_argument("--patch", "--patch-xy", dest="patch_xy", type=int, help="training crop in pixels")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "export-bmz",
+        help="package an ONNX model for the BioImage Model Zoo (bioimage.io, spec 0.5)",
+        description="Write a BioImage Model Zoo package (model spec 0.5) of a livedenoise ONNX model: rdf.yaml, the "
+        "ONNX weights, a test window from --movie with the model's output for it, a cover and documentation. The "
+        "package is validated with bioimageio.spec, offline, before it replaces OUT.",
+    )
+    p.add_argument("model", help="ONNX model written by `livedenoise train`")
+    p.add_argument("out", help="package to write (.zip): rdf.yaml, weights, test tensors, cover, documentation")
+    p.add_argument(
+        "--movie",
+        required=True,
+        help=f"movie to cut the test window from, best the training movie (recognised by its digest) ({MOVIE_HELP})",
+    )
+    p.add_argument(
+        "--name", help="model name on the zoo (default: '<method> fluorescence movie denoiser (livedenoise)')"
+    )
+    p.add_argument("--description", help="one-line description (default: the method, its paper and its window)")
+    p.add_argument(
+        "--author", dest="authors", action="append", help="an author's full name (repeatable; default: your user name)"
+    )
+    p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the weights (default %(default)s)")
+    p.add_argument("--tag", dest="tags", action="append", help="a tag added to the package's own (repeatable)")
+    p.set_defaults(func=cmd_export_bmz)
+
+    p = sub.add_parser(
+        "import-bmz",
+        help="check a BioImage Model Zoo package livedenoise exported; write its model",
+        description="Check a BioImage Model Zoo package written by `livedenoise export-bmz` (its config.livedenoise "
+        "section, every file's sha256, the ONNX metadata, the test tensors) and write its ONNX model to OUT; "
+        "optionally upload it to a server.",
+    )
+    p.add_argument("package", help="the package: a .zip written by `livedenoise export-bmz`, or its unpacked folder")
+    p.add_argument("out", help="ONNX model file to write")
+    p.add_argument("--url", help="also upload the model to this server's control plane, e.g. http://127.0.0.1:8000")
+    p.add_argument("--token", help="API token for --url (default LIVEDENOISE_API_TOKEN)")
+    p.add_argument("--name", help="name of the uploaded model on the server (default: the file name)")
+    p.add_argument("--load", action="store_true", help="with --url: load the uploaded model (hot swap)")
+    p.set_defaults(func=cmd_import_bmz)
     return parser
 
 

@@ -14,7 +14,9 @@ from fastapi.routing import APIRoute
 from livedenoise.clients import __version__
 from livedenoise.server.api.errors import install_error_handlers
 from livedenoise.server.api.guard import RequestGuard
-from livedenoise.server.api.routes import data, health, models, status
+from livedenoise.server.api.history import StatusHistory
+from livedenoise.server.api.preview import PreviewHub
+from livedenoise.server.api.routes import dashboard, data, health, models, status
 from livedenoise.server.api.routes import jobs as jobs_routes
 from livedenoise.server.api.runtime import ModelServing, Runtime
 from livedenoise.server.ingest.control import IngestControlClient
@@ -26,6 +28,9 @@ from livedenoise.server.settings import ServerSettings
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
+
+# The dashboard's status sampler gives up on one sample after this long (a model load holds the control channel).
+HISTORY_TIMEOUT_S = 2.0
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -61,14 +66,26 @@ def create_app(
     if jobs is None:
         jobs = JobManager(settings, registry, on_activate=serving.load)
     runtime = Runtime(settings=settings, serving=serving, jobs=jobs, liveness=liveness)
+    # The dashboard's charts and preview: a status sampler and a PUB subscriber, both beside the frame path.
+    history = preview = None
+    if ingest is not None:
+        client = ingest
+        history = StatusHistory(lambda: client.status(timeout_s=HISTORY_TIMEOUT_S))
+        preview = PreviewHub(client, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.jobs.start()
+        if history is not None and preview is not None:
+            history.start()
+            preview.start()
         logger.info("control plane ready (home %s, data root %s)", settings.home, settings.resolved_data_root)
         try:
             yield
         finally:
+            if history is not None and preview is not None:
+                await asyncio.to_thread(history.stop)
+                await asyncio.to_thread(preview.stop)
             if owns_jobs:
                 # Stopping running jobs waits for their processes: keep the event loop free meanwhile.
                 await asyncio.to_thread(runtime.jobs.close)
@@ -80,8 +97,10 @@ def create_app(
         generate_unique_id_function=_operation_id,
     )
     app.state.runtime = runtime
+    app.state.history = history
+    app.state.preview = preview
     app.add_middleware(RequestGuard, settings=settings)
     install_error_handlers(app)
-    for module in (health, status, models, jobs_routes, data):
+    for module in (health, status, models, jobs_routes, data, dashboard):
         app.include_router(module.router)
     return app

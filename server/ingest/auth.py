@@ -2,7 +2,9 @@
 
 The server holds one key pair; a peer may connect only if its public key file lies in the allow-list folder.
 ZAP then stamps every message with the peer's public key (``User-Id``), which is what owns a stream's series.
-The allow-list is read at start: restart ingest after adding a client key.
+The allow-list is read at start: restart ingest after adding a client key. The server's own public key is
+always on it: the control plane, which holds the server's key pair, watches the PUB port with it (the dashboard's
+preview).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class CurveServer:
         self._auth = ThreadAuthenticator(context, log=logging.getLogger("livedenoise.server.ingest.zap"))
         self._auth.start()
         self._auth.configure_curve(domain="*", location=str(clients))
+        # The control plane connects with the server's own pair (it has no other), e.g. to watch the PUB port.
+        self._auth.certs.setdefault("*", {})[self.keys.public] = True
         logger.info(
             "CURVE on: server key %s, %d allowed client key(s) in %s%s",
             settings.resolved_curve_secret_key, len(allowed), clients,

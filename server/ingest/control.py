@@ -9,6 +9,9 @@ can neither load models nor shut ingest down.
 - ``status``              → ``{"ok": true, "status": {...}}`` (see ``IngestService.status``)
 - ``load_model`` model_id → ``{"ok": true, "model": {...}}`` once the new engine serves (hot swap); only a
   registered model id (``m-<12 hex>``), opened from the registry folder: never a path
+- ``preview`` seconds     → ``{"ok": true, "seconds": float, "pub": str, "instance": str, "authentication": str}``:
+  raw preview copies of accepted frames are published on PUB (decimated, see :mod:`.router`) for that long
+  (at most 60 s; 0 stops); the reply says where PUB is and whether it takes CURVE keys
 - ``shutdown``            → ``{"ok": true}``, then the ingest process flushes and exits
 """
 
@@ -30,6 +33,7 @@ class Command(str, Enum):
     PING = "ping"
     STATUS = "status"
     LOAD_MODEL = "load_model"
+    PREVIEW = "preview"
     SHUTDOWN = "shutdown"
 
 
@@ -68,8 +72,12 @@ class IngestControlClient:
     def ping(self, timeout_s: float | None = None) -> dict[str, Any]:
         return self.request(Command.PING, timeout_s)
 
-    def status(self) -> IngestStatus:
-        return IngestStatus.from_dict(self.request(Command.STATUS)["status"])
+    def status(self, timeout_s: float | None = None) -> IngestStatus:
+        return IngestStatus.from_dict(self.request(Command.STATUS, timeout_s)["status"])
+
+    def preview(self, seconds: float, timeout_s: float | None = None) -> dict[str, Any]:
+        """Ask for raw preview copies on PUB for ``seconds``; the reply names the PUB endpoint and its auth."""
+        return self.request(Command.PREVIEW, timeout_s, seconds=seconds)
 
     def load_model(self, model_id: str, timeout_s: float = 120.0) -> ServedModel:
         """Hot-swap the registered model ``model_id`` (from the registry folder) into the ingest process."""

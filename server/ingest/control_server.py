@@ -27,7 +27,7 @@ POLL_MS = 100
 
 
 class ControlServer:
-    """Answers ``ping``/``status``/``load_model``/``shutdown`` on a bound REP socket, in its own thread.
+    """Answers ``ping``/``status``/``load_model``/``preview``/``shutdown`` on a bound REP socket, in its own thread.
 
     ``load_model`` runs here (not in the router or the worker): the new engine is opened beside the
     serving one, and the reply is sent once the worker has switched to it.
@@ -97,6 +97,11 @@ class ControlServer:
                         "invalid_request", "load_model needs 'model_id', a registered model id (m-<12 hex digits>)"
                     )
                 return {"ok": True, "model": asdict(self.service.load_registered(model_id))}
+            if cmd is Command.PREVIEW:
+                seconds = request.get("seconds")
+                if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+                    return _error("invalid_request", "preview needs 'seconds', a number >= 0")
+                return {"ok": True, **self.service.preview_raw(float(seconds))}
             self.service.request_shutdown()
             return {"ok": True}
         except LiveDenoiseError as exc:

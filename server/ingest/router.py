@@ -14,6 +14,13 @@ from the worker, in order.
 
 The receive loop never runs inference; worker replies arrive on an inproc PULL socket and are
 forwarded to their ROUTER identity and, with the stream id as topic, to PUB (which may drop).
+
+Raw preview: while someone asked for it over the control channel (:meth:`Router.preview_raw`, a lease the
+dashboard renews while it watches), accepted frames are also published as they arrived, at most
+:data:`RAW_PREVIEW_FPS` per stream, under the topic :data:`RAW_TOPIC_PREFIX` + stream id. The copy is the
+client's own two parts, sent without copying and without waiting (PUB drops for a slow subscriber). Cost on this
+thread, measured on one core: one attribute test per frame without a lease (~0.06 us); with one, ~0.4 us per
+frame plus ~27 us per copy sent (at most 5 a second per stream).
 """
 
 from __future__ import annotations
@@ -52,6 +59,13 @@ FORWARD_BURST = 256
 # How often open series are checked for the idle timeout.
 EXPIRE_EVERY_S = 1.0
 UNDELIVERABLE_LOG_EVERY_S = 5.0
+#: Raw preview copies per second per stream, at most (a preview, not a recording).
+RAW_PREVIEW_FPS = 5.0
+#: Topic prefix of raw preview copies: byte 0xFF never occurs in UTF-8, so no stream id's topic starts with it
+#: and a viewer subscribed to a stream never receives them.
+RAW_TOPIC_PREFIX = b"\xffraw:"
+#: Longest raw preview lease one request grants.
+MAX_RAW_PREVIEW_S = 60.0
 
 Message = list[Any]  # [identity, header, payload]: bytes, memoryview or zmq.Frame parts
 
@@ -98,6 +112,10 @@ class Router:
         self._next_expiry = 0.0
         self._unlogged = 0
         self._last_undeliverable_log = -UNDELIVERABLE_LOG_EVERY_S
+        # Raw preview lease: a monotonic deadline written by the control thread (a float store, atomic), read
+        # here; and when each stream's last copy went out.
+        self._raw_until = 0.0
+        self._raw_sent: dict[str, float] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -115,6 +133,13 @@ class Router:
         self._pause.set()
         if self._thread.is_alive():
             self._paused.wait(timeout_s)
+
+    def preview_raw(self, seconds: float) -> float:
+        """Publish decimated raw copies of accepted frames for the next ``seconds`` (at most
+        :data:`MAX_RAW_PREVIEW_S`; 0 stops); returns the lease granted. Safe from any thread."""
+        seconds = min(max(float(seconds), 0.0), MAX_RAW_PREVIEW_S)
+        self._raw_until = time.monotonic() + seconds if seconds > 0 else 0.0
+        return seconds
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Forward what the worker already pushed, then close the sockets."""
@@ -246,6 +271,8 @@ class Router:
             expired = self.table.expire_idle(now)
             if expired:
                 logger.info("closed %d idle series (series_idle_timeout_s)", expired)
+            if self._raw_sent and now >= self._raw_until:
+                self._raw_sent.clear()  # the lease ended: forget the streams it saw
 
     def _receive(self) -> None:
         for _ in range(FORWARD_BURST):
@@ -277,6 +304,8 @@ class Router:
                 self.table.start(identity, header, peer)
             elif header.type is MessageType.FRAME:
                 self.table.frame(header, array_from_payload(header, payload), identity)
+                if self._raw_until:
+                    self._publish_raw(header.stream, parts)
             else:
                 self.table.end(header, identity)
         except ProtocolError as exc:  # a broken message, or one the stream table refuses (FrameRejected)
@@ -286,6 +315,19 @@ class Router:
                 "internal error on a message from stream %.128r", header.stream if header else UNKNOWN_STREAM
             )
             self._refuse(identity, parts, header, ErrorCode.INTERNAL, f"internal error, message not accepted: {exc!r}")
+
+    def _publish_raw(self, stream: str, parts: list[Any]) -> None:
+        """A raw preview copy of an accepted frame, while the lease lasts and at most RAW_PREVIEW_FPS per stream."""
+        now = time.monotonic()
+        if now >= self._raw_until or now - self._raw_sent.get(stream, -1.0e9) < 1.0 / RAW_PREVIEW_FPS:
+            return
+        self._raw_sent[stream] = now
+        try:
+            self.pub.send_multipart([RAW_TOPIC_PREFIX + stream.encode(), *parts], zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # lossy by design, like every PUB message
+            pass
+        except Exception:  # the frame is accepted already: a failed preview copy must never refuse it
+            logger.debug("raw preview copy of stream %.128r not sent", stream, exc_info=True)
 
     def _refuse(self, identity: bytes, parts: list[Any], header: Header | None, code: ErrorCode, message: str) -> None:
         try:

@@ -282,6 +282,18 @@ class IngestService:
             estimates=list(engine.spec.estimate_names),
         )
 
+    # -- preview -----------------------------------------------------------------------------------------
+    def preview_raw(self, seconds: float) -> dict[str, Any]:
+        """Publish decimated raw copies of accepted frames on PUB for ``seconds`` (the dashboard's lease)."""
+        if self._router is None:
+            raise EngineError("the ingest service is not started")
+        return {
+            "seconds": self._router.preview_raw(seconds),
+            "pub": self.pub_endpoint,
+            "instance": self.instance,
+            "authentication": "curve" if self._curve is not None else "none",
+        }
+
     # -- status ------------------------------------------------------------------------------------------
     def threads(self) -> dict[str, bool]:
         """Whether each of the service's threads runs; a dead one means ingest must be restarted."""

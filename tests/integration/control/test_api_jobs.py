@@ -126,6 +126,29 @@ def test_tiny_training_job_end_to_end(
 
 @pytest.mark.slow
 @needs_worker
+def test_a_training_job_takes_a_zipped_ome_zarr_upload(client: ControlClient, tmp_path: Path, tiny_config) -> None:
+    pytest.importorskip("zarr")
+    import zipfile
+
+    from livedenoise.clients.ome_zarr import write_ome_zarr
+
+    rng = np.random.default_rng(2)
+    store = write_ome_zarr(tmp_path / "cam.ome.zarr", rng.poisson(300, size=(24, 32, 32)).astype(np.uint16))
+    zipped = tmp_path / "cam.ome.zarr.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for file in sorted(store.rglob("*")):
+            if file.is_file():
+                zf.write(file, file.relative_to(store).as_posix())
+    data = client.upload_data(zipped)
+    assert data.path.endswith(".zarr.zip")
+
+    done = client.wait_job(client.submit_job("deepcad_rt", data.id, tiny_config).id, timeout=120, poll=0.2)
+    assert done.state == "succeeded", (done.error, client.job_logs(done.id))
+    assert client.get_model(done.model_id).spec["method"] == "deepcad_rt"
+
+
+@pytest.mark.slow
+@needs_worker
 # The crashed server's Popen object is dropped while its trainer runs on (adopted by the second server): that is
 # the scenario, and Python warns about it when the object is collected (forced below, inside this test).
 @pytest.mark.filterwarnings("ignore:subprocess .* is still running:ResourceWarning")

@@ -238,7 +238,7 @@
       { label: "p50", color: COLORS.a, points: seriesOf("latency_ms_p50") },
       { label: "p99", color: COLORS.warn, points: seriesOf("latency_ms_p99") },
     ]);
-    drawChart($("chart-skips"), "not denoised", "per s", [
+    drawChart($("chart-skips"), "skips", "per s", [
       { label: "skipped", color: COLORS.warn, points: seriesOf("skipped_per_s") },
       { label: "errors", color: COLORS.bad, points: seriesOf("errors_per_s") },
     ]);

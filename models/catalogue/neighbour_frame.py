@@ -16,7 +16,8 @@ _FAMILY = "neighbouring frame"
 
 
 class StackConfig(MethodConfig):
-    """A 3-D U-Net over stacks of frames, trained on odd/even splits and served on consecutive frames.
+    """A 3-D U-Net over stacks of frames, trained on odd/even splits; served on the window's even and odd frames
+    as two stacks (the spacing it was trained at) or on consecutive frames.
 
     The served window is ``window_before + window_out_frames + window_after`` frames; by default the
     middle half of a ``patch_t``-frame stack is kept (quarters of context on each side), the geometry
@@ -36,6 +37,13 @@ class StackConfig(MethodConfig):
     window_before: int | None = Field(None, ge=0, description="served frames of past context (default patch_t/4)")
     window_after: int | None = Field(None, ge=0, description="served frames of future context (default patch_t/4)")
     window_out_frames: int | None = Field(None, ge=1, description="served frames per call (default patch_t/2)")
+    inference: Literal["parity", "consecutive"] = Field(
+        "parity",
+        description="how the served window is fed to the network. 'parity': its even and odd frames as two stacks, "
+        "at the frame spacing the network was trained at, the two estimates merged (about 1 dB better on calcium "
+        "at the same window and cost, docs/decisions.md). 'consecutive': all frames as one stack (the published "
+        "inference)",
+    )
     crop_served_frames: bool = Field(
         True,
         description="served graph computes the U-Net's last level only for the frames it serves (same output, "
@@ -81,6 +89,19 @@ class StackConfig(MethodConfig):
                 f"multiple of {m}, which the 3-D U-Net with levels={self.levels} needs along time; change "
                 f"window_before/window_after/window_out_frames so the sum is a multiple of {m}"
             )
+        if self.inference == "parity":
+            if length % (2 * m):
+                raise ValueError(
+                    f"window length before+out_frames+after = {length} must be a multiple of {2 * m} for "
+                    f"inference='parity' (two stacks of {length // 2} frames, each a multiple of {m} for "
+                    f"levels={self.levels}); change the window or use inference='consecutive'"
+                )
+            if before < 1 or after < 1:
+                raise ValueError(
+                    f"inference='parity' merges each frame's estimate with its neighbours' and needs "
+                    f"window_before and window_after >= 1 (got {before} and {after}); widen the window or "
+                    f"use inference='consecutive'"
+                )
         return WindowSpec(before=before, after=after, out_frames=out_frames, spatial_multiple=m)
 
 

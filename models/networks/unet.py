@@ -92,12 +92,10 @@ class UNet(nn.Module):
     def crops_frames(self, frames: int, start: int, count: int) -> bool:
         """Whether :meth:`forward_frames` computes the last level only for the kept frames (else it slices the
         whole output): a 3-D net with an upsampling level, pointwise normalisation (none or batch: instance and
-        group norms take statistics over every frame), and the kept frames at least the last level's temporal
-        receptive margin away from both ends of the stack (so no output frame sees the temporal zero padding)."""
+        group norms take statistics over every frame), and fewer kept frames than the stack has."""
         if self.dims != 3 or not self.ups or self.norm not in ("none", "batch"):
             return False
-        margin = self._last_margin()
-        return start - margin >= 0 and start + count + margin <= frames
+        return 0 <= start and count >= 1 and start + count <= frames and count < frames
 
     def _last_margin(self) -> int:
         last: Up = self.ups[-1]  # type: ignore[assignment]
@@ -108,8 +106,8 @@ class UNet(nn.Module):
 
         The last decoder level (the full-resolution double convolution, about half of a DeepCAD-RT U-Net's
         multiply-accumulates) and the head run only on the kept frames and the few frames their temporal
-        kernels reach: the convolutions there pad only H and W, so every kept value is the same as in the
-        whole stack, and nothing is computed for frames that would be thrown away.
+        kernels reach: the convolutions there pad time only at the ends of the stack, so every kept value is the
+        same as in the whole stack, and nothing is computed for frames that would be thrown away.
         """
         frames = x.shape[2]
         if not self.crops_frames(frames, start, count):
@@ -121,15 +119,23 @@ class UNet(nn.Module):
         for up in list(self.ups)[:-1]:
             y = up(y, skips.pop())
         margin = self._last_margin()
-        lo, hi = start - margin, start + count + margin
+        lo, hi = max(start - margin, 0), min(start + count + margin, frames)
         low = lo // 2  # upsample only the coarse frames the kept range comes from
         coarse = upsample_nearest2x(y[:, :, low : (hi + 1) // 2])
         z = torch.cat([skips.pop()[:, :, lo:hi], coarse[:, :, lo - 2 * low : hi - 2 * low]], dim=1)
         last: Up = self.ups[-1]  # type: ignore[assignment]
         for m in last.conv:
             if isinstance(m, nn.Conv3d):
-                pad = (0, int(m.padding[1]), int(m.padding[2]))
-                z = F.conv3d(z, m.weight, m.bias, m.stride, pad, m.dilation, m.groups)
+                pt = int(m.padding[0])
+                # Zero-pad time only where the range reaches an end of the stack, as the whole-stack
+                # convolution does there; elsewhere the neighbouring frames are real.
+                left, right = (pt if lo == 0 else 0), (pt if hi == frames else 0)
+                if left or right:
+                    z = F.pad(z, (0, 0, 0, 0, left, right))
+                z = F.conv3d(
+                    z, m.weight, m.bias, m.stride, (0, int(m.padding[1]), int(m.padding[2])), m.dilation, m.groups
+                )
+                lo, hi = lo - left + pt, hi + right - pt
             else:
                 z = m(z)
-        return self.head(z)
+        return self.head(z)[:, :, start - lo : start - lo + count]

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from livedenoise.models.catalogue.neighbour_frame import StackConfig
 from livedenoise.models.losses import get_loss
-from livedenoise.models.networks.adapters import VolumeAdapter, WindowOutput
+from livedenoise.models.networks.adapters import ParityWindowOutput, VolumeAdapter, WindowOutput
 from livedenoise.models.recipes.base import Recipe, StepOutput, TrainingWindow
 from livedenoise.models.sampling.neighbour_frame import OddEvenSplit
 
@@ -18,7 +18,8 @@ __all__ = ["OddEvenStackRecipe"]
 
 class OddEvenStackRecipe(Recipe):
     """Train on ``2 * patch_t`` consecutive frames split into even (input) and odd (target) frames, swapped
-    with p = 0.5; serve consecutive frames, keeping the middle ``out_frames`` of each stack."""
+    with p = 0.5; serve the middle ``out_frames`` of each window, from its even and odd frames as two stacks
+    (``inference="parity"``, the spacing trained at) or from all its frames as one stack (``"consecutive"``)."""
 
     config: StackConfig
 
@@ -58,5 +59,9 @@ class OddEvenStackRecipe(Recipe):
 
     def export_module(self, model: nn.Module) -> nn.Module:
         w = self.window()
+        if self.config.inference == "parity":
+            return ParityWindowOutput(
+                model, w.before, w.out_frames, planes=w.input_planes, crop=self.config.crop_served_frames
+            )
         planes = w.input_planes if self.config.crop_served_frames else None
         return WindowOutput(model, w.before, w.out_frames, planes=planes)

@@ -69,7 +69,8 @@ def test_metadata_parses_back(exported: tuple[Path, ModelSpec], tiny_result: Tra
     assert parsed.normalization == tiny_result.normalization
     assert parsed.train_data_digest == tiny_result.data_digest and parsed.created
     assert parsed.extra["network"] == "unet3d" and parsed.extra["network_config"]["base"] == 8
-    assert parsed.extra["graph_cropped"] is True  # 2+4+2 window: the last level runs on the 4 served frames only
+    # 2+4+2 window served by parity: both 4-frame stacks are read whole, so nothing is cropped
+    assert parsed.extra["graph_cropped"] is False and parsed.extra["train_config"]["inference"] == "parity"
     assert METADATA_KEY in {p.key for p in onnx.load(str(path)).metadata_props}
 
 

@@ -78,6 +78,12 @@ def test_window_override_is_checked() -> None:
     assert cfg.window().window_length == 32
     with pytest.raises(ValidationError, match=r"4\+23\+4 = 31 is not a multiple of 4"):
         TrainConfig(window_before=4, window_after=4, window_out_frames=23)
+    # Parity serving runs two stacks of half the window, each a multiple of 4, and reads a frame on either side.
+    with pytest.raises(ValidationError, match=r"= 12 must be a multiple of 8 for inference='parity'"):
+        TrainConfig(window_before=2, window_after=2, window_out_frames=8)
+    assert TrainConfig(window_before=2, window_after=2, window_out_frames=8, inference="consecutive").window()
+    with pytest.raises(ValidationError, match=r"needs window_before and window_after >= 1 \(got 0 and 8\)"):
+        TrainConfig(window_before=0, window_after=8, window_out_frames=8)
 
 
 def test_method_validators_say_how_to_fix() -> None:

@@ -83,7 +83,10 @@ def test_3d_unet_exports_without_a_5d_resize(tmp_path: Path) -> None:
         ("none", 3, 4, 8, 16, True),  # DeepCAD-RT's served window
         ("none", 2, 3, 3, 10, True),  # odd start: the coarse frames are cut between two fine ones
         ("batch", 3, 2, 4, 8, True),
-        ("none", 3, 1, 8, 16, False),  # the kept frames reach the temporal padding: whole stack, sliced
+        ("none", 3, 1, 8, 16, True),  # the kept frames reach the temporal padding: padded where the stack ends
+        ("none", 3, 0, 4, 8, True),
+        ("none", 3, 5, 3, 8, True),
+        ("none", 3, 0, 16, 16, False),  # every frame kept: nothing to crop
         ("instance", 3, 4, 8, 16, False),  # statistics over every frame: no crop
         ("none", 1, 4, 8, 16, False),  # no upsampling level
     ],
@@ -101,11 +104,44 @@ def test_unet_forward_frames_equals_the_sliced_whole_output(
         )
 
 
-def test_deepcad_rt_served_graph_is_cropped_and_recorded() -> None:
+def _parity_merge_by_hand(model: torch.nn.Module, x: torch.Tensor, before: int, out_frames: int) -> torch.Tensor:
+    """Run the even and the odd frames as two stacks, interleave, and weigh each frame 1/2 with its two
+    neighbours 1/4 each, one frame at a time."""
+    with torch.no_grad():
+        even, odd = model(x[:, 0::2]), model(x[:, 1::2])
+    est = torch.empty_like(x)
+    est[:, 0::2], est[:, 1::2] = even, odd
+    frames = [0.5 * est[:, t] + 0.25 * est[:, t - 1] + 0.25 * est[:, t + 1] for t in range(before, before + out_frames)]
+    return torch.stack(frames, dim=1)
+
+
+@pytest.mark.parametrize("crop", [True, False])
+@pytest.mark.parametrize(("before", "out_frames", "after"), [(4, 8, 4), (1, 6, 1), (5, 8, 3), (2, 4, 2)])
+def test_parity_served_graph_equals_the_merge_by_hand(crop: bool, before: int, out_frames: int, after: int) -> None:
+    from livedenoise.models.recipes import get_recipe
+
+    recipe = get_recipe(
+        "deepcad_rt",
+        patch_t=8,
+        window_before=before,
+        window_out_frames=out_frames,
+        window_after=after,
+        crop_served_frames=crop,
+    )
+    model = recipe.build_model().eval()
+    served = recipe.export_module(model).eval()
+    planes = before + out_frames + after
+    assert served.cropped is (crop and planes > 8)  # an 8-frame window's 4-frame stacks are read whole
+    x = torch.randn(2, planes, 16, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(served(x), _parity_merge_by_hand(model, x, before, out_frames), rtol=1e-5, atol=1e-6)
+
+
+def test_consecutive_served_graph_is_cropped_and_recorded() -> None:
     from livedenoise.models.recipes import get_recipe
 
     for crop in (True, False):
-        recipe = get_recipe("deepcad_rt", crop_served_frames=crop)
+        recipe = get_recipe("deepcad_rt", crop_served_frames=crop, inference="consecutive")
         model = recipe.build_model().eval()
         served = recipe.export_module(model).eval()
         assert served.cropped is crop

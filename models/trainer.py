@@ -198,7 +198,7 @@ def fit(
     # dB from one epoch to the next); the average does not, and scores better.
     averaged = _WeightAverage(model, config.weight_averaging) if config.weight_averaging else None
     served = averaged.model if averaged is not None else model
-    export_view = recipe.export_module(served)
+    heldout_view = recipe.heldout_module(served)
     lr = config.learning_rate
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=config.betas)
 
@@ -283,7 +283,7 @@ def fit(
         due = end is not None or config.epochs is not None or val_seconds <= VALIDATION_SHARE * schedule.elapsed
         if heldout is not None and due:
             started = time.monotonic()
-            gain = model_gain_db(export_view, norm, window, heldout, device)
+            gain = model_gain_db(heldout_view, norm, window, heldout, device)
             val_seconds += time.monotonic() - started
             model.train()
             val_history.append(gain)

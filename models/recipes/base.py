@@ -106,6 +106,11 @@ class Recipe(ABC):
         """The served graph ``[B, P, H, W] -> [B, out_frames, H, W]`` (normalised units; ``P`` is the window's
         ``input_planes``)."""
 
+    def heldout_module(self, model: nn.Module) -> nn.Module:
+        """The graph that scores ``model`` on the held-out frames, which are two apart (the even frames of a
+        stretch, ``models/validation.py``); the served graph unless the method serves another spacing."""
+        return self.export_module(model)
+
     def estimates(self) -> tuple[EstimateSpec, ...]:
         """The estimates :meth:`export_module`'s output holds, default first (``ModelSpec.estimates``); empty
         for the usual single output."""

@@ -63,5 +63,14 @@ class OddEvenStackRecipe(Recipe):
             return ParityWindowOutput(
                 model, w.before, w.out_frames, planes=w.input_planes, crop=self.config.crop_served_frames
             )
+        return self._one_stack(model)
+
+    def heldout_module(self, model: nn.Module) -> nn.Module:
+        """One stack: the held-out frames are already two apart, the spacing each parity stack has when served
+        at the full frame rate (split again, they would be four apart and score the model below what it serves)."""
+        return self._one_stack(model)
+
+    def _one_stack(self, model: nn.Module) -> nn.Module:
+        w = self.window()
         planes = w.input_planes if self.config.crop_served_frames else None
         return WindowOutput(model, w.before, w.out_frames, planes=planes)

@@ -151,3 +151,25 @@ def test_consecutive_served_graph_is_cropped_and_recorded() -> None:
             torch.testing.assert_close(
                 served(x), model(x)[:, window.before : window.before + window.out_frames], rtol=1e-5, atol=1e-6
             )
+
+
+def test_parity_model_is_scored_on_held_out_frames_as_one_stack() -> None:
+    """The held-out frames are two apart already: a parity model is scored on them as one stack, the spacing
+    each of its stacks has when served at the full rate."""
+    from livedenoise.models.networks.adapters import ParityWindowOutput, WindowOutput
+    from livedenoise.models.recipes import get_recipe
+
+    recipe = get_recipe("deepcad_rt")
+    model = recipe.build_model().eval()
+    assert isinstance(recipe.export_module(model), ParityWindowOutput)
+    heldout = recipe.heldout_module(model)
+    assert isinstance(heldout, WindowOutput)
+    window = recipe.window()
+    x = torch.randn(1, window.input_planes, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            heldout(x), model(x)[:, window.before : window.before + window.out_frames], rtol=1e-5, atol=1e-6
+        )
+    other = get_recipe("support")
+    net = other.build_model().eval()
+    assert type(other.heldout_module(net)) is type(other.export_module(net))

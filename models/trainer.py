@@ -338,6 +338,16 @@ def fit(
         report = final_report(best[0], heldout, best[1])
         log = logger.info if report.beats_floor else logger.warning
         log("%s", report.summary())
+    decided = recipe.resolved(report.best_filter if report is not None else None)
+    if decided != recipe.config:
+        changes = {k: v for k, v in decided.model_dump().items() if getattr(recipe.config, k) != v}
+        logger.info(
+            "decided as training ended (%s): %s",
+            f"best filter on the held-out frames {report.best_filter}" if report is not None else "no held-out frames",
+            ", ".join(f"{k}={v}" for k, v in changes.items()),
+        )
+        config = TrainConfig(**{**config.to_json_dict(), **decided.model_dump(mode="json")})
+        recipe = recipe_for(config.method_config)
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # torch accepts it; its stubs do not say so
     return TrainResult(
         network=model,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -9,10 +11,29 @@ from pydantic import Field, model_validator
 from livedenoise.clients.model_spec import WindowSpec
 from livedenoise.models.catalogue.base import MethodConfig, nearest_multiples, register_method
 
-__all__ = ["StackConfig", "DeepCADRTConfig", "DeepCADConfig"]
+__all__ = ["StackConfig", "DeepCADRTConfig", "DeepCADConfig", "PARITY_MIN_TEMPORAL_SIGMA", "temporal_sigma"]
 
 _RECIPE = "livedenoise.models.recipes.neighbour_frame:OddEvenStackRecipe"
 _FAMILY = "neighbouring frame"
+
+
+#: ``inference="auto"`` serves by parity when the best classical filter on the held-out frames (half the frame
+#: rate) smooths time at least this much: the signal is slow against the frame rate (calcium: gaussian_3d(2,1,1);
+#: voltage: (3,0.5,0.5); the live-cell recordings in ../shared/data/real: 0.5 to 1).
+PARITY_MIN_TEMPORAL_SIGMA = 1.5
+
+
+def temporal_sigma(filter_name: str) -> float:
+    """Temporal smoothing, as a Gaussian sigma in frames, of a filter of ``CLASSICAL_FILTERS`` by its name:
+    ``gaussian_3d(st,sy,sx)`` -> ``st``; ``moving_average_<n>`` -> the box's ``sqrt((n**2 - 1) / 12)``."""
+    match = re.fullmatch(r"gaussian_3d\(([0-9.]+),[0-9.]+,[0-9.]+\)", filter_name)
+    if match:
+        return float(match.group(1))
+    match = re.fullmatch(r"moving_average_(\d+)", filter_name)
+    if match:
+        n = int(match.group(1))
+        return math.sqrt((n * n - 1) / 12.0)
+    raise ValueError(f"unknown classical filter name {filter_name!r}")
 
 
 class StackConfig(MethodConfig):
@@ -37,12 +58,14 @@ class StackConfig(MethodConfig):
     window_before: int | None = Field(None, ge=0, description="served frames of past context (default patch_t/4)")
     window_after: int | None = Field(None, ge=0, description="served frames of future context (default patch_t/4)")
     window_out_frames: int | None = Field(None, ge=1, description="served frames per call (default patch_t/2)")
-    inference: Literal["parity", "consecutive"] = Field(
-        "parity",
+    inference: Literal["auto", "parity", "consecutive"] = Field(
+        "auto",
         description="how the served window is fed to the network. 'parity': its even and odd frames as two stacks, "
-        "at the frame spacing the network was trained at, the two estimates merged (about 1 dB better on calcium "
-        "at the same window and cost, docs/decisions.md). 'consecutive': all frames as one stack (the published "
-        "inference)",
+        "at the frame spacing the network was trained at, the two estimates merged (about 1 dB better on slow "
+        "calcium at the same window and cost; fast events and sparsely sampled time-lapse lose, docs/decisions.md). "
+        "'consecutive': all frames as one stack (the published inference). 'auto': parity when the best classical "
+        f"filter on the held-out frames averages over time (sigma_t >= {PARITY_MIN_TEMPORAL_SIGMA:g} frames at half "
+        "the rate), else consecutive; decided when training ends and recorded in the model",
     )
     crop_served_frames: bool = Field(
         True,
@@ -75,6 +98,19 @@ class StackConfig(MethodConfig):
                 )
         self.window()  # raises naming the fix when the served window does not suit the network
         return self
+
+    def parity_fits(self) -> bool:
+        """Whether the window can be served by parity (see :meth:`window`'s checks)."""
+        w = self.window()
+        return w.window_length % (2 * self.size_multiple) == 0 and w.before >= 1 and w.after >= 1
+
+    def resolve_inference(self, best_filter: str | None) -> StackConfig:
+        """This config with ``inference="auto"`` decided from the held-out frames' best classical filter
+        (``None``: no held-out frames, consecutive); other settings are returned unchanged."""
+        if self.inference != "auto":
+            return self
+        slow = best_filter is not None and temporal_sigma(best_filter) >= PARITY_MIN_TEMPORAL_SIGMA
+        return self.model_copy(update={"inference": "parity" if slow and self.parity_fits() else "consecutive"})
 
     def window(self) -> WindowSpec:
         q = self.patch_t // 4

@@ -106,6 +106,11 @@ class Recipe(ABC):
         """The served graph ``[B, P, H, W] -> [B, out_frames, H, W]`` (normalised units; ``P`` is the window's
         ``input_planes``)."""
 
+    def resolved(self, best_filter: str | None) -> MethodConfig:
+        """The method's config once training has ended, with anything left to decide from the held-out frames
+        decided (``best_filter``: the best classical filter there, ``None`` without held-out frames)."""
+        return self.config
+
     def heldout_module(self, model: nn.Module) -> nn.Module:
         """The graph that scores ``model`` on the held-out frames, which are two apart (the even frames of a
         stretch, ``models/validation.py``); the served graph unless the method serves another spacing."""

@@ -65,6 +65,10 @@ class OddEvenStackRecipe(Recipe):
             )
         return self._one_stack(model)
 
+    def resolved(self, best_filter: str | None) -> StackConfig:
+        """``inference="auto"`` decided: parity for slow signals (see ``StackConfig.resolve_inference``)."""
+        return self.config.resolve_inference(best_filter)
+
     def heldout_module(self, model: nn.Module) -> nn.Module:
         """One stack: the held-out frames are already two apart, the spacing each parity stack has when served
         at the full frame rate (split again, they would be four apart and score the model below what it serves)."""

@@ -69,8 +69,9 @@ def test_metadata_parses_back(exported: tuple[Path, ModelSpec], tiny_result: Tra
     assert parsed.normalization == tiny_result.normalization
     assert parsed.train_data_digest == tiny_result.data_digest and parsed.created
     assert parsed.extra["network"] == "unet3d" and parsed.extra["network_config"]["base"] == 8
-    # 2+4+2 window served by parity: both 4-frame stacks are read whole, so nothing is cropped
-    assert parsed.extra["graph_cropped"] is False and parsed.extra["train_config"]["inference"] == "parity"
+    # No held-out frames on the tiny movie: inference="auto" is decided as consecutive and recorded; the 2+4+2
+    # window's last level then runs on the 4 served frames only.
+    assert parsed.extra["train_config"]["inference"] == "consecutive" and parsed.extra["graph_cropped"] is True
     assert METADATA_KEY in {p.key for p in onnx.load(str(path)).metadata_props}
 
 

@@ -80,10 +80,10 @@ def test_window_override_is_checked() -> None:
         TrainConfig(window_before=4, window_after=4, window_out_frames=23)
     # Parity serving runs two stacks of half the window, each a multiple of 4, and reads a frame on either side.
     with pytest.raises(ValidationError, match=r"= 12 must be a multiple of 8 for inference='parity'"):
-        TrainConfig(window_before=2, window_after=2, window_out_frames=8)
-    assert TrainConfig(window_before=2, window_after=2, window_out_frames=8, inference="consecutive").window()
+        TrainConfig(window_before=2, window_after=2, window_out_frames=8, inference="parity")
+    assert TrainConfig(window_before=2, window_after=2, window_out_frames=8).window()  # auto: decided later
     with pytest.raises(ValidationError, match=r"needs window_before and window_after >= 1 \(got 0 and 8\)"):
-        TrainConfig(window_before=0, window_after=8, window_out_frames=8)
+        TrainConfig(window_before=0, window_after=8, window_out_frames=8, inference="parity")
 
 
 def test_method_validators_say_how_to_fix() -> None:
@@ -139,3 +139,22 @@ def test_config_validation_does_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_auto_inference_is_decided_by_how_much_the_best_filter_smooths_time() -> None:
+    from livedenoise.models.catalogue.neighbour_frame import PARITY_MIN_TEMPORAL_SIGMA, temporal_sigma
+
+    assert temporal_sigma("gaussian_3d(2,1,1)") == 2.0 and temporal_sigma("gaussian_3d(0.5,1.5,1.5)") == 0.5
+    assert temporal_sigma("moving_average_3") < PARITY_MIN_TEMPORAL_SIGMA < temporal_sigma("moving_average_7")
+    with pytest.raises(ValueError, match="unknown classical filter name 'median'"):
+        temporal_sigma("median")
+    auto = TrainConfig(method="deepcad_rt").method_config
+    assert auto.inference == "auto"
+    assert auto.resolve_inference("gaussian_3d(2,1,1)").inference == "parity"  # slow calcium
+    assert auto.resolve_inference("gaussian_3d(1,0.5,0.5)").inference == "consecutive"  # live-cell time-lapse
+    assert auto.resolve_inference(None).inference == "consecutive"  # no held-out frames
+    fixed = TrainConfig(method="deepcad_rt", inference="consecutive").method_config
+    assert fixed.resolve_inference("gaussian_3d(3,1,1)").inference == "consecutive"
+    # A window parity cannot serve stays consecutive.
+    odd = TrainConfig(method="deepcad_rt", window_before=2, window_after=2, window_out_frames=8).method_config
+    assert odd.resolve_inference("gaussian_3d(3,1,1)").inference == "consecutive"

@@ -127,6 +127,7 @@ def test_parity_served_graph_equals_the_merge_by_hand(crop: bool, before: int, o
         window_out_frames=out_frames,
         window_after=after,
         crop_served_frames=crop,
+        inference="parity",
     )
     model = recipe.build_model().eval()
     served = recipe.export_module(model).eval()
@@ -159,7 +160,7 @@ def test_parity_model_is_scored_on_held_out_frames_as_one_stack() -> None:
     from livedenoise.models.networks.adapters import ParityWindowOutput, WindowOutput
     from livedenoise.models.recipes import get_recipe
 
-    recipe = get_recipe("deepcad_rt")
+    recipe = get_recipe("deepcad_rt", inference="parity")
     model = recipe.build_model().eval()
     assert isinstance(recipe.export_module(model), ParityWindowOutput)
     heldout = recipe.heldout_module(model)

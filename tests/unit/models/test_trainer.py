@@ -127,8 +127,15 @@ def test_validation_keeps_the_best_epoch_and_reports_the_floor() -> None:
     from livedenoise.models.validation import HeldoutFrames, model_gain_db
 
     heldout = HeldoutFrames.from_stretch(movie[56:], 56)
-    again = model_gain_db(r.recipe.export_module(r.network), r.normalization, r.window, heldout, torch.device("cpu"))
+    again = model_gain_db(r.recipe.heldout_module(r.network), r.normalization, r.window, heldout, torch.device("cpu"))
     assert again == pytest.approx(v.model_gain_db, abs=1e-4)
+    # inference="auto" is decided from the held-out frames' best filter and recorded in the result's config.
+    from livedenoise.models.catalogue.neighbour_frame import PARITY_MIN_TEMPORAL_SIGMA, temporal_sigma
+    from livedenoise.models.networks.adapters import ParityWindowOutput
+
+    slow = temporal_sigma(v.best_filter) >= PARITY_MIN_TEMPORAL_SIGMA
+    assert r.config.method_config.inference == ("parity" if slow else "consecutive")  # type: ignore[attr-defined]
+    assert isinstance(r.recipe.export_module(r.network), ParityWindowOutput) is slow
 
 
 def test_a_budgeted_run_spends_at_most_its_share_on_validation(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -145,14 +145,15 @@ def test_auto_inference_is_decided_by_how_much_the_best_filter_smooths_time() ->
     from livedenoise.models.catalogue.neighbour_frame import PARITY_MIN_TEMPORAL_SIGMA, temporal_sigma
 
     assert temporal_sigma("gaussian_3d(2,1,1)") == 2.0 and temporal_sigma("gaussian_3d(0.5,1.5,1.5)") == 0.5
-    assert temporal_sigma("moving_average_3") < PARITY_MIN_TEMPORAL_SIGMA < temporal_sigma("moving_average_7")
+    assert temporal_sigma("moving_average_3") < PARITY_MIN_TEMPORAL_SIGMA < temporal_sigma("moving_average_5")
     with pytest.raises(ValueError, match="unknown classical filter name 'median'"):
         temporal_sigma("median")
     auto = TrainConfig(method="deepcad_rt").method_config
     assert auto.inference == "auto"
     assert auto.resolve_inference("gaussian_3d(2,1,1)").inference == "parity"  # slow calcium
-    assert auto.resolve_inference("gaussian_3d(1,0.5,0.5)").inference == "consecutive"  # live-cell time-lapse
-    assert auto.resolve_inference(None).inference == "consecutive"  # no held-out frames
+    assert auto.resolve_inference("gaussian_3d(1,1,1)").inference == "parity"
+    assert auto.resolve_inference("gaussian_3d(0.5,1.5,1.5)").inference == "consecutive"  # fast against the rate
+    assert auto.resolve_inference(None).inference == "consecutive"  # no held-out frames (short movies)
     fixed = TrainConfig(method="deepcad_rt", inference="consecutive").method_config
     assert fixed.resolve_inference("gaussian_3d(3,1,1)").inference == "consecutive"
     # A window parity cannot serve stays consecutive.
